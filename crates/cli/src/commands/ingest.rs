@@ -1,0 +1,84 @@
+//! `silt ingest`: files → one commit.
+
+use std::fs::File;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use silt_ingest::{Decoded, Format, IngestError, conform_batches, decode_reader, infer_table_schema};
+use silt_table::{CommitOptions, ErrorKind, TableError, TableSpec, Warehouse, WriteMode};
+
+use crate::failure::Failure;
+
+pub(super) async fn run(
+    warehouse: &Warehouse,
+    table_name: &str,
+    files: &[std::path::PathBuf],
+    format: Option<&str>,
+    create: bool,
+) -> Result<(), Failure> {
+    silt_table::validate_table_name(table_name)?;
+    let forced = format.map(str::parse::<Format>).transpose()?;
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in files {
+        inputs.push(decode_file(path, forced)?);
+    }
+    let existing = match warehouse.table(table_name).await {
+        Ok(table) => Some(table),
+        Err(TableError::NotFound { .. }) if create => None,
+        Err(e) => return Err(e.into()),
+    };
+    let schema = match &existing {
+        Some(table) => table.schema()?,
+        None => infer_table_schema(&inputs)?,
+    };
+    // Everything is validated before anything is written: a bad row anywhere
+    // means no commit at all.
+    let mut batches = Vec::new();
+    for input in &inputs {
+        batches.extend(conform_batches(input, &schema, table_name)?);
+    }
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut table = match existing {
+        Some(table) => table,
+        None => {
+            let spec = TableSpec {
+                schema: schema.clone(),
+                partition_columns: Vec::new(),
+                properties: Default::default(),
+                if_not_exists: false,
+            };
+            warehouse.create_table(table_name, spec).await?
+        }
+    };
+    let spinner = progress(None, "committing");
+    let version = table.write(batches, WriteMode::Append, CommitOptions::default()).await?;
+    spinner.finish_and_clear();
+    println!("ingested {rows} rows into {table_name} (version {version})");
+    Ok(())
+}
+
+fn decode_file(path: &Path, forced: Option<Format>) -> Result<Decoded, Failure> {
+    let name = path.display().to_string();
+    let format = forced.or_else(|| Format::from_path(path)).ok_or_else(|| {
+        Failure::new(ErrorKind::InvalidInput, format!("{name}: cannot tell the format from the extension; pass --format"))
+    })?;
+    let file = File::open(path).map_err(|source| IngestError::Io { source_name: name.clone(), source })?;
+    let size = file.metadata().map(|m| m.len()).ok();
+    let bar = progress(size, &name);
+    let decoded = decode_reader(format, bar.wrap_read(file), &name)?;
+    bar.finish_and_clear();
+    Ok(decoded)
+}
+
+/// A progress bar on stderr; indicatif draws nothing when stderr is not a terminal.
+fn progress(total: Option<u64>, label: &str) -> ProgressBar {
+    let bar = match total {
+        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    bar.set_message(label.to_string());
+    bar
+}

@@ -1,0 +1,49 @@
+//! One module per subcommand; `run` builds the runtime and dispatches.
+
+mod ingest;
+mod sql;
+mod table;
+
+use std::io::Write;
+
+use silt_sql::{OutputFormat, StatementOutput};
+use silt_table::{ErrorKind, Warehouse};
+
+use crate::args::{Cli, Command};
+use crate::failure::Failure;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot start runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Sql { warehouse, format, sql } => sql::run(&open(&warehouse.warehouse)?, format.format, &sql).await,
+            Command::Ingest { warehouse, table, files, format, create } => {
+                ingest::run(&open(&warehouse.warehouse)?, &table, &files, format.as_deref(), create).await
+            }
+            Command::Table { warehouse, format, action } => {
+                table::run(&open(&warehouse.warehouse)?, format.format, action).await
+            }
+        }
+    })
+}
+
+fn open(location: &str) -> Result<Warehouse, Failure> {
+    Ok(Warehouse::open(location)?)
+}
+
+/// Writes results to stdout in `format`.
+pub(crate) fn print_outputs(format: OutputFormat, outputs: &[StatementOutput]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    for output in outputs {
+        let bytes = silt_sql::encode(format, &output.schema, &output.batches)?;
+        stdout
+            .write_all(&bytes)
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot write output: {e}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The CLI's one error path: one line on stderr, an exit code by error kind.
+
+use std::process::ExitCode;
+
+use silt_table::ErrorKind;
+
+/// A failed command: what to print and how to exit.
+#[derive(Debug)]
+pub struct Failure {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Failure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl ToString) -> Self {
+        Self { kind, message: message.to_string() }
+    }
+
+    /// Prints `error: …` on one line and returns the exit code.
+    pub fn report(self) -> ExitCode {
+        let one_line = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("error: {one_line}");
+        ExitCode::from(self.kind.exit_code())
+    }
+}
+
+impl From<silt_table::TableError> for Failure {
+    fn from(e: silt_table::TableError) -> Self {
+        Failure::new(e.kind(), e)
+    }
+}
+
+impl From<silt_sql::SqlError> for Failure {
+    fn from(e: silt_sql::SqlError) -> Self {
+        Failure::new(e.kind(), e)
+    }
+}
+
+impl From<silt_ingest::IngestError> for Failure {
+    fn from(e: silt_ingest::IngestError) -> Self {
+        Failure::new(e.kind(), e)
+    }
+}
+
+/// Logs go to stderr, off unless `RUST_LOG` asks, so stdout stays the result.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,184 @@
+//! Making decoded rows fit a table: column matching, safe casts, NOT NULL.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray, new_null_array};
+use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
+use arrow::compute::nullif;
+use arrow::compute::kernels::cmp::eq;
+use arrow::datatypes::{DataType, Schema};
+use arrow::record_batch::RecordBatch;
+use arrow::array::Scalar;
+
+use crate::decode::Decoded;
+use crate::error::{IngestError, Result};
+
+/// The schema a new table gets from its first inputs: their inferred types,
+/// merged, mapped to Delta types.
+pub fn infer_table_schema(inputs: &[Decoded]) -> Result<Arc<Schema>> {
+    let mut merged: Option<Schema> = None;
+    for input in inputs {
+        let next = input.inferred.as_ref().clone();
+        merged = Some(match merged {
+            None => next,
+            Some(current) => Schema::try_merge([current, next]).map_err(|e| IngestError::SchemaConflict {
+                source_name: input.source_name.clone(),
+                reason: e.to_string(),
+            })?,
+        });
+    }
+    let merged = merged.unwrap_or_else(Schema::empty);
+    // Inferred columns are nullable: a later file may lack a value.
+    let nullable = Schema::new(
+        merged.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+    );
+    silt_table::types::delta_compatible_schema(&nullable).map_err(|reason| IngestError::SchemaConflict {
+        source_name: inputs.first().map(|i| i.source_name.clone()).unwrap_or_default(),
+        reason,
+    })
+}
+
+/// Casts every batch of `input` to `target` (the table's schema): columns are
+/// matched by name, missing nullable columns become null, and the first row
+/// that cannot be cast or breaks NOT NULL fails the whole input.
+pub fn conform_batches(input: &Decoded, target: &Arc<Schema>, table: &str) -> Result<Vec<RecordBatch>> {
+    for field in input.schema.fields() {
+        if target.field_with_name(field.name()).is_err() {
+            return Err(IngestError::UnknownColumn {
+                source_name: input.source_name.clone(),
+                column: field.name().clone(),
+                table: table.to_string(),
+            });
+        }
+    }
+    let mut out = Vec::with_capacity(input.batches.len());
+    let mut row_offset = 0u64;
+    for batch in &input.batches {
+        let mut columns = Vec::with_capacity(target.fields().len());
+        for field in target.fields() {
+            let column = match batch.column_by_name(field.name()) {
+                Some(source) => cast_column(source, field.data_type())
+                    .map_err(|(row, reason)| row_error(input, row_offset + row, field.name(), reason))?,
+                None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
+                None => {
+                    return Err(IngestError::MissingColumn {
+                        source_name: input.source_name.clone(),
+                        column: field.name().clone(),
+                        table: table.to_string(),
+                    });
+                }
+            };
+            if !field.is_nullable() && column.null_count() > 0 {
+                let row = (0..column.len()).find(|i| column.is_null(*i)).unwrap_or(0) as u64;
+                return Err(row_error(input, row_offset + row, field.name(), "null in a NOT NULL column".into()));
+            }
+            columns.push(column);
+        }
+        let conformed = RecordBatch::try_new(target.clone(), columns).map_err(|e| IngestError::Malformed {
+            source_name: input.source_name.clone(),
+            format: "rows",
+            reason: e.to_string(),
+        })?;
+        out.push(conformed);
+        row_offset += batch.num_rows() as u64;
+    }
+    Ok(out)
+}
+
+fn row_error(input: &Decoded, row_index: u64, column: &str, reason: String) -> IngestError {
+    let row = row_index + 1;
+    let line = if input.header_line { format!(" (line {})", row + 1) } else { String::new() };
+    IngestError::InvalidRow { source_name: input.source_name.clone(), row, line, column: column.to_string(), reason }
+}
+
+/// Casts one column; on failure returns the 0-based index of the first row
+/// that could not be cast and a reason that does not contain the value.
+fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, (u64, String)> {
+    if source.data_type() == to {
+        return Ok(source.clone());
+    }
+    let source = blank_text_as_null(source, to);
+    let strict = CastOptions { safe: false, ..Default::default() };
+    match cast_with_options(&source, to, &strict) {
+        Ok(cast) => Ok(cast),
+        Err(_) => {
+            let lenient = CastOptions { safe: true, ..Default::default() };
+            let reason = format!("value cannot be converted from {} to {to}", source.data_type());
+            let row = cast_with_options(&source, to, &lenient)
+                .ok()
+                .and_then(|cast| (0..source.len()).find(|i| !source.is_null(*i) && cast.is_null(*i)))
+                .unwrap_or(0);
+            Err((row as u64, reason))
+        }
+    }
+}
+
+/// An empty CSV field means "no value" for every type but text.
+fn blank_text_as_null(source: &ArrayRef, to: &DataType) -> ArrayRef {
+    if source.data_type() != &DataType::Utf8 || matches!(to, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    {
+        return source.clone();
+    }
+    let blank = Scalar::new(StringArray::from(vec![""]));
+    match eq(source, &blank).and_then(|mask| nullif(source, &mask)) {
+        Ok(array) => array,
+        Err(_) => source.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Format, decode::decode_bytes};
+    use arrow::datatypes::Field;
+
+    fn target() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+        ]))
+    }
+
+    #[test]
+    fn csv_casts_to_table_types() {
+        let csv = b"id,name,amount\n1,a,1.5\n2,,\n".to_vec();
+        let decoded = decode_bytes(Format::Csv, csv, "a.csv").expect("decodes");
+        let batches = conform_batches(&decoded, &target(), "t").expect("conforms");
+        assert_eq!(batches[0].num_rows(), 2);
+        assert_eq!(batches[0].schema(), target());
+        assert!(batches[0].column(2).is_null(1));
+    }
+
+    #[test]
+    fn csv_bad_value_names_row_line_and_column_but_not_value() {
+        let csv = b"id,name,amount\n1,a,1.5\nsecret@example.com,b,2\n".to_vec();
+        let decoded = decode_bytes(Format::Csv, csv, "a.csv").expect("decodes");
+        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail").to_string();
+        assert!(err.contains("a.csv: row 2 (line 3), column 'id'"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn null_in_not_null_column_is_rejected() {
+        let json = b"{\"id\": 1}\n{\"name\": \"x\"}\n".to_vec();
+        let decoded = decode_bytes(Format::Ndjson, json, "b.ndjson").expect("decodes");
+        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail").to_string();
+        assert!(err.contains("row 2, column 'id': null in a NOT NULL column"), "{err}");
+    }
+
+    #[test]
+    fn unknown_column_is_rejected() {
+        let json = b"{\"id\": 1, \"extra\": true}\n".to_vec();
+        let decoded = decode_bytes(Format::Ndjson, json, "b.ndjson").expect("decodes");
+        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail").to_string();
+        assert!(err.contains("column 'extra' does not exist in table 't'"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_names_the_line() {
+        let json = b"{\"id\": 1}\n{\"id\": \n".to_vec();
+        let err = decode_bytes(Format::Ndjson, json, "b.ndjson").expect_err("must fail").to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

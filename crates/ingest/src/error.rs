@@ -1,0 +1,93 @@
+//! The error type of silt-ingest.
+
+use silt_table::{ErrorKind, TableError};
+
+/// Result alias for silt-ingest.
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;
+
+/// Why input could not be ingested. Messages name the source, row and column
+/// but never a value from the data.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The bytes are not valid in the declared format.
+    #[error("{source_name}: not valid {format}: {reason}")]
+    Malformed {
+        /// File name or request label.
+        source_name: String,
+        /// The format expected.
+        format: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A row whose value cannot be cast to the column's type, or is null in a
+    /// NOT NULL column.
+    #[error("{source_name}: row {row}{line}, column '{column}': {reason}")]
+    InvalidRow {
+        /// File name or request label.
+        source_name: String,
+        /// 1-based row number in the source.
+        row: u64,
+        /// ` (line N)` for line-oriented formats, else empty.
+        line: String,
+        /// Column name.
+        column: String,
+        /// Why, without the value.
+        reason: String,
+    },
+    /// A column the table does not have.
+    #[error("{source_name}: column '{column}' does not exist in table '{table}'")]
+    UnknownColumn {
+        /// File name or request label.
+        source_name: String,
+        /// Column name.
+        column: String,
+        /// Table name.
+        table: String,
+    },
+    /// A NOT NULL column the input lacks.
+    #[error("{source_name}: missing column '{column}', which table '{table}' requires (NOT NULL)")]
+    MissingColumn {
+        /// File name or request label.
+        source_name: String,
+        /// Column name.
+        column: String,
+        /// Table name.
+        table: String,
+    },
+    /// Files whose inferred schemas disagree.
+    #[error("{source_name}: schema does not match the other inputs: {reason}")]
+    SchemaConflict {
+        /// File name.
+        source_name: String,
+        /// What differs.
+        reason: String,
+    },
+    /// A format name silt does not know.
+    #[error("unknown format '{0}': use csv, ndjson, parquet or arrow")]
+    UnknownFormat(String),
+    /// Reading the input failed.
+    #[error("cannot read {source_name}: {source}")]
+    Io {
+        /// File name.
+        source_name: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The table layer refused.
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+impl IngestError {
+    /// The kind of this error, for status codes and exit codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Table(e) => e.kind(),
+            IngestError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            IngestError::Io { .. } => ErrorKind::InvalidInput,
+            _ => ErrorKind::InvalidInput,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The warehouse as a DataFusion schema, one instance per statement.
+//!
+//! Each statement gets its own [`StatementSchema`], which loads every table it
+//! names once and keeps that snapshot for the rest of the statement: snapshot
+//! isolation without locks. Time-travel references are rewritten beforehand to
+//! synthetic names (`t@v12`) that this schema resolves to that version.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use silt_table::{Table, TableError, Warehouse};
+
+/// Separator between a table name and its pinned version in rewritten SQL.
+/// `@` cannot occur in a table name (see `validate_table_name`).
+pub(crate) const VERSION_MARK: &str = "@v";
+
+/// The synthetic name of table `name` at `version`.
+pub(crate) fn versioned_name(name: &str, version: u64) -> String {
+    format!("{name}{VERSION_MARK}{version}")
+}
+
+/// Tables resolved for one statement.
+#[derive(Debug)]
+pub(crate) struct StatementSchema {
+    warehouse: Warehouse,
+    runtime: Arc<RuntimeEnv>,
+    resolved: Mutex<HashMap<String, Table>>,
+}
+
+impl StatementSchema {
+    pub(crate) fn new(warehouse: Warehouse, runtime: Arc<RuntimeEnv>) -> Self {
+        Self { warehouse, runtime, resolved: Mutex::new(HashMap::new()) }
+    }
+
+    /// Pins `table` under `name` for the rest of the statement.
+    pub(crate) fn pin(&self, name: String, table: Table) {
+        if let Ok(mut resolved) = self.resolved.lock() {
+            resolved.insert(name, table);
+        }
+    }
+
+    fn pinned(&self, name: &str) -> Option<Table> {
+        self.resolved.lock().ok().and_then(|r| r.get(name).cloned())
+    }
+
+    /// Loads (or returns the pinned) table for a possibly versioned name.
+    pub(crate) async fn resolve(&self, name: &str) -> Result<Option<Table>, TableError> {
+        if let Some(table) = self.pinned(name) {
+            return Ok(Some(table));
+        }
+        let (base, version) = match name.split_once(VERSION_MARK) {
+            Some((base, v)) => (base, v.parse::<u64>().ok()),
+            None => (name, None),
+        };
+        if silt_table::validate_table_name(base).is_err() {
+            return Ok(None);
+        }
+        let table = match self.warehouse.table(base).await {
+            Ok(table) => table,
+            Err(TableError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let table = match version {
+            Some(v) => table.at_version(v).await?,
+            None => table,
+        };
+        self.pin(name.to_string(), table.clone());
+        Ok(Some(table))
+    }
+
+    fn register_store(&self, table: &Table) {
+        let log_store = table.delta().log_store();
+        let root = log_store.root_url();
+        let Ok(url) = ObjectStoreUrl::parse(format!("{}://{}", root.scheme(), &root[url::Position::BeforeHost..url::Position::AfterPort])) else {
+            return;
+        };
+        if self.runtime.object_store(&url).is_err() {
+            self.runtime.register_object_store(url.as_ref(), log_store.root_object_store(None));
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for StatementSchema {
+    fn table_names(&self) -> Vec<String> {
+        // DataFusion asks synchronously (SHOW TABLES, information_schema).
+        let warehouse = self.warehouse.clone();
+        let list = || tokio::runtime::Handle::current().block_on(warehouse.list_tables());
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(list).unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.resolve(name).await.map_err(|e| DataFusionError::External(Box::new(e)))? else {
+            return Ok(None);
+        };
+        self.register_store(&table);
+        let provider = table.delta().table_provider().await?;
+        Ok(Some(provider))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.pinned(name).is_some() || self.table_names().iter().any(|t| t == name)
+    }
+}

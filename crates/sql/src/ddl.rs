@@ -1,0 +1,128 @@
+//! CREATE TABLE and DROP TABLE, translated to silt-table calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::sql::sqlparser::ast::{
+    ColumnDef, ColumnOption, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr,
+    HiveDistributionStyle, ObjectName, SqlOption, Value,
+};
+use silt_table::TableSpec;
+
+use crate::error::{Result, SqlError};
+
+/// The table name of a (possibly qualified) object name; qualifiers must be
+/// absent or the default ones.
+pub(crate) fn table_name(name: &ObjectName) -> Result<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident())
+        .map(|i| if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() })
+        .collect();
+    match parts.as_slice() {
+        [table] => Ok(table.clone()),
+        [schema, table] if schema == "public" => Ok(table.clone()),
+        [catalog, schema, table] if catalog == "silt" && schema == "public" => Ok(table.clone()),
+        _ => Err(SqlError::Invalid(format!("table name '{name}' must be a plain name, e.g. events"))),
+    }
+}
+
+/// The spec of `CREATE TABLE name (cols) [PARTITIONED BY (..)] [TBLPROPERTIES (..)]`.
+pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSpec)> {
+    let name = table_name(&create.name)?;
+    let mut fields: Vec<Field> = create.columns.iter().map(column_field).collect::<Result<_>>()?;
+    let mut partition_columns = Vec::new();
+    if let HiveDistributionStyle::PARTITIONED { columns } = &create.hive_distribution {
+        for column in columns {
+            let column_name = column.name.value.clone();
+            // Hive style declares the partition column here with its type.
+            if !fields.iter().any(|f| f.name() == &column_name) {
+                if matches!(column.data_type, SqlType::Unspecified) {
+                    return Err(SqlError::Invalid(format!(
+                        "partition column '{column_name}' is not a column of table '{name}'"
+                    )));
+                }
+                fields.push(column_field(column)?);
+            }
+            partition_columns.push(column_name);
+        }
+    }
+    let options = match &create.table_options {
+        CreateTableOptions::TableProperties(options) | CreateTableOptions::Options(options) => options.as_slice(),
+        CreateTableOptions::None => &[],
+        other => return Err(SqlError::Unsupported(format!("table options {other}; use TBLPROPERTIES (..)"))),
+    };
+    let mut properties = HashMap::new();
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(SqlError::Invalid(format!("TBLPROPERTIES entry '{option}' must be 'key' = 'value'")));
+        };
+        properties.insert(key.value.clone(), literal_text(value)?);
+    }
+    let spec = TableSpec {
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns,
+        properties,
+        if_not_exists: create.if_not_exists,
+    };
+    Ok((name, spec))
+}
+
+fn literal_text(value: &Expr) -> Result<String> {
+    match value {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
+            Value::Number(n, _) => Ok(n.clone()),
+            Value::Boolean(b) => Ok(b.to_string()),
+            other => Err(SqlError::Invalid(format!("property value {other} must be a string"))),
+        },
+        other => Err(SqlError::Invalid(format!("property value {other} must be a string"))),
+    }
+}
+
+fn column_field(column: &ColumnDef) -> Result<Field> {
+    let data_type = arrow_type(&column.data_type)
+        .map_err(|reason| SqlError::Invalid(format!("column '{}': {reason}", column.name.value)))?;
+    let not_null = column.options.iter().any(|o| matches!(o.option, ColumnOption::NotNull));
+    Ok(Field::new(column.name.value.clone(), data_type, !not_null))
+}
+
+/// SQL type names (Spark/Databricks and common ANSI spellings) to Arrow.
+pub(crate) fn arrow_type(sql: &SqlType) -> std::result::Result<DataType, String> {
+    Ok(match sql {
+        SqlType::BigInt(_) | SqlType::Int8(_) | SqlType::Int64 => DataType::Int64,
+        SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) | SqlType::Int32 => DataType::Int32,
+        SqlType::SmallInt(_) | SqlType::Int2(_) | SqlType::Int16 => DataType::Int16,
+        SqlType::TinyInt(_) => DataType::Int8,
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float64 => DataType::Float64,
+        SqlType::Float(_) | SqlType::Real | SqlType::Float4 | SqlType::Float32 => DataType::Float32,
+        SqlType::Boolean | SqlType::Bool => DataType::Boolean,
+        SqlType::Varchar(_)
+        | SqlType::Char(_)
+        | SqlType::Character(_)
+        | SqlType::CharVarying(_)
+        | SqlType::CharacterVarying(_)
+        | SqlType::Text
+        | SqlType::String(_)
+        | SqlType::Nvarchar(_) => DataType::Utf8,
+        SqlType::Binary(_) | SqlType::Varbinary(_) | SqlType::Bytea | SqlType::Blob(_) => DataType::Binary,
+        SqlType::Date => DataType::Date32,
+        SqlType::Timestamp(_, _) | SqlType::Datetime(_) | SqlType::TimestampNtz(_) => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        }
+        SqlType::Decimal(info) | SqlType::Numeric(info) | SqlType::Dec(info) => match info {
+            ExactNumberInfo::PrecisionAndScale(p, s) => DataType::Decimal128(
+                u8::try_from(*p).map_err(|_| "precision above 38".to_string())?,
+                i8::try_from(*s).map_err(|_| "scale out of range".to_string())?,
+            ),
+            ExactNumberInfo::Precision(p) => {
+                DataType::Decimal128(u8::try_from(*p).map_err(|_| "precision above 38".to_string())?, 0)
+            }
+            ExactNumberInfo::None => DataType::Decimal128(10, 0),
+        },
+        SqlType::Unspecified => return Err("a type is required".to_string()),
+        other => return Err(format!("type {other} is not supported")),
+    })
+}

@@ -1,0 +1,176 @@
+//! The SQL engine: runs statements against the warehouse.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use silt_table::Warehouse;
+
+use crate::catalog::StatementSchema;
+use crate::ddl::{create_table_spec, table_name};
+use crate::error::{Result, SqlError};
+use crate::history::history_batch;
+use crate::statement::{Parsed, parse};
+use crate::time_travel::pin_versions;
+
+/// The catalog and schema names silt's tables live under.
+pub const CATALOG: &str = "silt";
+/// See [`CATALOG`].
+pub const SCHEMA: &str = "public";
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub struct StatementOutput {
+    /// Result columns.
+    pub schema: SchemaRef,
+    /// Result rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl StatementOutput {
+    fn single(batch: RecordBatch) -> Self {
+        Self { schema: batch.schema(), batches: vec![batch] }
+    }
+
+    /// Number of result rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Runs SQL against a warehouse. Cheap to clone; safe to share.
+#[derive(Clone)]
+pub struct Engine {
+    warehouse: Warehouse,
+    base: SessionState,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("warehouse", &self.warehouse).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `warehouse`.
+    pub fn new(warehouse: Warehouse) -> Self {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, SCHEMA)
+            .with_create_default_catalog_and_schema(false);
+        let base = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        Self { warehouse, base }
+    }
+
+    /// The warehouse this engine reads and writes.
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    /// Runs every `;`-separated statement of `sql` in order and returns their
+    /// results. Stops at the first failure; earlier statements stay committed.
+    pub async fn execute(&self, sql: &str) -> Result<Vec<StatementOutput>> {
+        let mut outputs = Vec::new();
+        for statement in parse(sql)? {
+            outputs.push(self.run(statement).await?);
+        }
+        Ok(outputs)
+    }
+
+    async fn run(&self, statement: Parsed) -> Result<StatementOutput> {
+        match statement {
+            Parsed::DescribeHistory { table, limit } => {
+                let table = self.warehouse.table(&table).await?;
+                let entries = table.history(limit).await?;
+                Ok(StatementOutput::single(history_batch(&entries)?))
+            }
+            Parsed::Sql(statement) => self.run_sql(*statement).await,
+        }
+    }
+
+    async fn run_sql(&self, statement: Statement) -> Result<StatementOutput> {
+        match statement {
+            Statement::CreateTable(create) if create.query.is_none() => {
+                let (name, spec) = create_table_spec(&create)?;
+                let table = self.warehouse.create_table(&name, spec).await?;
+                Ok(StatementOutput::single(change_batch(&name, table.version(), 0)?))
+            }
+            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => {
+                let mut dropped = None;
+                for name in &names {
+                    let name = table_name(name)?;
+                    let version = match self.warehouse.table(&name).await {
+                        Ok(table) => table.version(),
+                        Err(silt_table::TableError::NotFound { .. }) if if_exists => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    self.warehouse.drop_table(&name).await?;
+                    dropped = Some((name, version));
+                }
+                let (name, version) = dropped.unwrap_or_default();
+                Ok(StatementOutput::single(change_batch(&name, version, 0)?))
+            }
+            Statement::Insert(insert) => {
+                let name = match &insert.table {
+                    datafusion::sql::sqlparser::ast::TableObject::TableName(name) => table_name(name)?,
+                    other => return Err(SqlError::Unsupported(format!("INSERT INTO {other}"))),
+                };
+                let output = self.plan_and_run(Statement::Insert(insert)).await?;
+                let count = inserted_count(&output);
+                let version = self.warehouse.table(&name).await?.version();
+                Ok(StatementOutput::single(change_batch(&name, version, count)?))
+            }
+            other => self.plan_and_run(other).await,
+        }
+    }
+
+    /// Plans with DataFusion over a per-statement catalog and runs the plan.
+    async fn plan_and_run(&self, mut statement: Statement) -> Result<StatementOutput> {
+        let schema = Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.runtime_env().clone()));
+        pin_versions(&mut statement, &schema).await?;
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(SCHEMA, schema).map_err(SqlError::from)?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
+        let state = SessionStateBuilder::new_from_existing(self.base.clone())
+            .with_catalog_list(Arc::new(catalogs))
+            .build();
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        let ctx = SessionContext::new_with_state(state);
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(StatementOutput { schema, batches })
+    }
+}
+
+fn inserted_count(output: &StatementOutput) -> i64 {
+    output
+        .batches
+        .first()
+        .filter(|b| b.num_rows() > 0 && b.num_columns() > 0)
+        .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| a.value(0) as i64))
+        .unwrap_or(0)
+}
+
+/// The one-row answer of a statement that changed a table.
+pub(crate) fn change_batch(table: &str, version: u64, affected: i64) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("table", DataType::Utf8, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("num_affected_rows", DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![table])),
+        Arc::new(Int64Array::from(vec![version as i64])),
+        Arc::new(Int64Array::from(vec![affected])),
+    ];
+    RecordBatch::try_new(schema, columns).map_err(|e| SqlError::Execution(e.to_string()))
+}

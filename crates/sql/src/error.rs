@@ -1,0 +1,80 @@
+//! The error type of silt-sql.
+
+use datafusion::error::DataFusionError;
+use silt_table::{ErrorKind, TableError};
+
+/// Result alias for silt-sql.
+pub type Result<T, E = SqlError> = std::result::Result<T, E>;
+
+/// Why a statement failed. A failed statement has committed nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// The text is not valid SQL.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// Valid SQL that cannot be planned: unknown column, type mismatch, bad literal.
+    #[error("{0}")]
+    Invalid(String),
+    /// A table that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// SQL silt parses but does not run.
+    #[error("unsupported statement: {0}")]
+    Unsupported(String),
+    /// Failure while running a plan.
+    #[error("query failed: {0}")]
+    Execution(String),
+    /// The table layer refused.
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+impl SqlError {
+    /// The kind of this error, for status codes and exit codes.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SqlError::Syntax(_) | SqlError::Invalid(_) => ErrorKind::InvalidInput,
+            SqlError::NotFound(_) => ErrorKind::NotFound,
+            SqlError::Unsupported(_) => ErrorKind::Unsupported,
+            SqlError::Execution(_) => ErrorKind::Internal,
+            SqlError::Table(e) => e.kind(),
+        }
+    }
+}
+
+impl From<DataFusionError> for SqlError {
+    fn from(error: DataFusionError) -> Self {
+        match into_root(error) {
+            // Our catalog wraps table errors; give them back their own kind.
+            DataFusionError::External(inner) => match inner.downcast::<TableError>() {
+                Ok(table) => SqlError::Table(*table),
+                Err(inner) => match inner.downcast::<DataFusionError>() {
+                    Ok(df) => SqlError::from(*df),
+                    Err(other) => SqlError::Execution(other.to_string()),
+                },
+            },
+            DataFusionError::SQL(e, _) => SqlError::Syntax(e.to_string()),
+            DataFusionError::Plan(msg) if msg.starts_with("table") && msg.contains("not found") => {
+                SqlError::NotFound(msg)
+            }
+            DataFusionError::Plan(msg) | DataFusionError::NotImplemented(msg) => SqlError::Invalid(msg),
+            DataFusionError::SchemaError(e, _) => SqlError::Invalid(e.to_string()),
+            DataFusionError::ArrowError(e, _) => SqlError::Invalid(e.to_string()),
+            other => SqlError::Execution(other.strip_backtrace()),
+        }
+    }
+}
+
+/// Peels context and diagnostics off a DataFusion error.
+fn into_root(error: DataFusionError) -> DataFusionError {
+    match error {
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => into_root(*inner),
+        DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+            Ok(inner) => into_root(inner),
+            Err(shared) => DataFusionError::Execution(shared.to_string()),
+        },
+        DataFusionError::Collection(mut errors) if !errors.is_empty() => into_root(errors.remove(0)),
+        other => other,
+    }
+}

@@ -1,0 +1,163 @@
+//! `VERSION AS OF` / `TIMESTAMP AS OF` on table references.
+//!
+//! DataFusion has no notion of table versions, so before planning every
+//! versioned reference is resolved to a version and renamed to `name@vN`,
+//! which [`StatementSchema`](crate::catalog::StatementSchema) resolves.
+
+use std::ops::ControlFlow;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+};
+
+use crate::catalog::{StatementSchema, versioned_name};
+use crate::error::{Result, SqlError};
+
+/// A versioned reference as written.
+#[derive(Debug, Clone)]
+enum AsOf {
+    Version(u64),
+    Timestamp(DateTime<Utc>),
+}
+
+/// Resolves and renames every versioned table reference in `statement`.
+pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSchema) -> Result<()> {
+    // Pass 1 (sync): read what is asked for. Pass 2 (async): resolve.
+    // Pass 3 (sync): rename.
+    let mut found = Vec::new();
+    let mut collect = Collect { found: &mut found, error: None };
+    let _ = statement.visit(&mut collect);
+    if let Some(error) = collect.error {
+        return Err(error);
+    }
+    let mut renames = Vec::new();
+    for (name, as_of) in found {
+        let Some(table) = schema.resolve(&name).await? else {
+            return Err(SqlError::NotFound(format!("table '{name}' not found")));
+        };
+        let pinned = match as_of {
+            AsOf::Version(v) => table.at_version(v).await?,
+            AsOf::Timestamp(at) => table.at_timestamp(at).await?,
+        };
+        let synthetic = versioned_name(&name, pinned.version());
+        schema.pin(synthetic.clone(), pinned);
+        renames.push(synthetic);
+    }
+    let mut rename = Rename { names: renames.into_iter() };
+    let _ = statement.visit(&mut rename);
+    Ok(())
+}
+
+/// The table name DataFusion will look up for `name` (unquoted parts fold to lowercase).
+fn base_name(name: &ObjectName) -> Option<String> {
+    let ObjectNamePart::Identifier(ident) = name.0.last()? else { return None };
+    Some(match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    })
+}
+
+struct Collect<'a> {
+    found: &'a mut Vec<(String, AsOf)>,
+    error: Option<SqlError>,
+}
+
+impl VisitorMut for Collect<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table { name, version: Some(version), .. } = factor else {
+            return ControlFlow::Continue(());
+        };
+        let Some(base) = base_name(name) else { return ControlFlow::Continue(()) };
+        match parse_as_of(version) {
+            Ok(as_of) => {
+                self.found.push((base, as_of));
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                self.error = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+}
+
+struct Rename<I: Iterator<Item = String>> {
+    names: I,
+}
+
+impl<I: Iterator<Item = String>> VisitorMut for Rename<I> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, version, .. } = factor
+            && version.is_some()
+            && let Some(synthetic) = self.names.next()
+        {
+            // Keep any catalog/schema qualifiers; swap the table part.
+            if let Some(last) = name.0.last_mut() {
+                *last = ObjectNamePart::Identifier(Ident::with_quote('`', synthetic));
+            }
+            *version = None;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn parse_as_of(version: &TableVersion) -> Result<AsOf> {
+    match version {
+        TableVersion::VersionAsOf(Expr::Value(v)) => match &v.value {
+            Value::Number(n, _) => n
+                .parse::<u64>()
+                .map(AsOf::Version)
+                .map_err(|_| SqlError::Invalid(format!("VERSION AS OF needs a non-negative integer, got {n}"))),
+            other => Err(SqlError::Invalid(format!("VERSION AS OF needs an integer, got {other}"))),
+        },
+        TableVersion::TimestampAsOf(Expr::Value(v)) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => parse_instant(s).map(AsOf::Timestamp),
+            other => Err(SqlError::Invalid(format!(
+                "TIMESTAMP AS OF needs a quoted instant like '2026-11-25T10:00:00Z', got {other}"
+            ))),
+        },
+        TableVersion::TimestampAsOf(other) => Err(SqlError::Invalid(format!(
+            "TIMESTAMP AS OF needs a quoted instant like '2026-11-25T10:00:00Z', got {other}"
+        ))),
+        other => Err(SqlError::Unsupported(format!("table version clause '{other}'"))),
+    }
+}
+
+/// RFC 3339, or `YYYY-MM-DD[ HH:MM:SS[.f]]` taken as UTC.
+pub(crate) fn parse_instant(text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        && let Some(t) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(t.and_utc());
+    }
+    Err(SqlError::Invalid(format!(
+        "'{text}' is not a timestamp: use RFC 3339, e.g. '2026-11-25T10:00:00Z'"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants() {
+        let t = parse_instant("2026-11-25T10:00:00+01:00").expect("rfc3339");
+        assert_eq!(t.to_rfc3339(), "2026-11-25T09:00:00+00:00");
+        assert!(parse_instant("2026-11-25 10:00:00").is_ok());
+        assert!(parse_instant("2026-11-25").is_ok());
+        assert!(parse_instant("yesterday").is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! silt-table owns the warehouse and its tables: plain Delta Lake tables at
+//! `<warehouse>/<name>/`, read and written through the `deltalake` crate.
+//!
+//! It creates, lists, opens and drops tables; opens snapshots at the latest
+//! version, at version N, or at an instant resolved from the commit timestamps
+//! in the log; reads history; appends or overwrites Arrow record batches in one
+//! commit that can carry producer `txn` actions for exactly-once ingest; and
+//! gets and sets table properties.
+//!
+//! ```text
+//!   Warehouse ──open(name)──▶ Table (one snapshot) ──write()──▶ new version
+//!       │                       │
+//!       └─ create_table(spec)   └─ at_version(n) / at_timestamp(t) / history()
+//! ```
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), silt_table::TableError> {
+//! use silt_table::Warehouse;
+//! let warehouse = Warehouse::open("./silt-data")?;
+//! let table = warehouse.table("events").await?;
+//! let before = table.at_version(table.version().saturating_sub(1)).await?;
+//! println!("{} was at version {}", before.name(), before.version());
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod kind;
+mod log;
+mod name;
+mod table;
+pub mod types;
+mod warehouse;
+
+pub use error::{Result, TableError};
+pub use kind::ErrorKind;
+pub use log::CommitEntry;
+pub use name::validate_table_name;
+pub use table::{CommitOptions, ProducerTxn, Table, WriteMode};
+pub use warehouse::{TableSpec, Warehouse, table_from_delta};
+
+pub use deltalake;

@@ -1,0 +1,258 @@
+//! One table: its snapshot, time travel, history and commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::datatypes::Schema as ArrowSchema;
+use deltalake::arrow::record_batch::RecordBatch;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::Transaction;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
+
+use crate::error::{Result, TableError};
+use crate::log::{CommitEntry, earliest_version, read_commit};
+
+/// How a write replaces or extends the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Add the rows.
+    Append,
+    /// Replace all rows.
+    Overwrite,
+}
+
+/// An application transaction carried by a commit: the producer's id and its
+/// sequence number. Written as a Delta `txn` action, so a reader of the log can
+/// tell which producer sequences a version contains (exactly-once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerTxn {
+    /// Producer id (Delta `txn.appId`).
+    pub producer: String,
+    /// The producer's sequence (Delta `txn.version`).
+    pub sequence: i64,
+}
+
+/// Options for one commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// Producer transactions to record in the commit.
+    pub transactions: Vec<ProducerTxn>,
+    /// Extra `commitInfo` fields (must never hold data values).
+    pub metadata: HashMap<String, serde_json::Value>,
+}
+
+/// A table opened at one version. Cheap to clone; a clone is an independent
+/// snapshot.
+#[derive(Debug, Clone)]
+pub struct Table {
+    name: String,
+    delta: DeltaTable,
+}
+
+impl Table {
+    pub(crate) fn new(name: &str, delta: DeltaTable) -> Self {
+        Self { name: name.to_string(), delta }
+    }
+
+    /// The table's name in the warehouse.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The underlying delta-rs table, for operations built on top (SQL, DML).
+    pub fn delta(&self) -> &DeltaTable {
+        &self.delta
+    }
+
+    /// The version this handle is at.
+    pub fn version(&self) -> u64 {
+        self.delta.version().unwrap_or(0)
+    }
+
+    fn state(&self) -> Result<&deltalake::table::state::DeltaTableState> {
+        self.delta.snapshot().map_err(|source| TableError::delta(&self.name, source))
+    }
+
+    /// The Arrow schema at this version.
+    pub fn schema(&self) -> Result<Arc<ArrowSchema>> {
+        Ok(self.state()?.snapshot().arrow_schema())
+    }
+
+    /// Partition columns, in order.
+    pub fn partition_columns(&self) -> Result<Vec<String>> {
+        Ok(self.state()?.metadata().partition_columns().to_vec())
+    }
+
+    /// Table configuration (`delta.*` and `silt.*` properties).
+    pub fn properties(&self) -> Result<HashMap<String, String>> {
+        Ok(self.state()?.metadata().configuration().clone())
+    }
+
+    /// Number of live data files and their total size in bytes.
+    pub fn file_stats(&self) -> Result<(u64, u64)> {
+        let state = self.state()?;
+        let mut files = 0u64;
+        let mut bytes = 0u64;
+        for file in state.log_data().iter() {
+            files += 1;
+            bytes += u64::try_from(file.size()).unwrap_or(0);
+        }
+        Ok((files, bytes))
+    }
+
+    fn store(&self) -> Arc<dyn ObjectStore> {
+        self.delta.log_store().object_store(None)
+    }
+
+    /// The newest version in storage (may be newer than this handle).
+    pub async fn latest_version(&self) -> Result<u64> {
+        self.delta.get_latest_version().await.map_err(|source| TableError::delta(&self.name, source))
+    }
+
+    /// The table at `version`. Fails with [`TableError::VersionNotFound`] if
+    /// the version was never written or its log entry has expired.
+    pub async fn at_version(&self, version: u64) -> Result<Table> {
+        let latest = self.latest_version().await?;
+        let earliest = earliest_version(self.store().as_ref(), latest).await?;
+        let not_found = || TableError::VersionNotFound { table: self.name.clone(), version, earliest, latest };
+        if version > latest {
+            return Err(not_found());
+        }
+        let mut delta = self.delta.clone();
+        match delta.load_version(version).await {
+            Ok(()) => Ok(Table::new(&self.name, delta)),
+            Err(DeltaTableError::InvalidVersion(_)) | Err(DeltaTableError::NotATable(_)) => Err(not_found()),
+            Err(source) if version < earliest => {
+                tracing::debug!(table = %self.name, error = %source, "version before the log's start");
+                Err(not_found())
+            }
+            Err(source) => Err(TableError::delta(&self.name, source)),
+        }
+    }
+
+    /// The latest version whose commit time is at or before `at`.
+    ///
+    /// Commit times come from the log's `commitInfo`, not from file modification
+    /// times, so copying or touching the log does not move history.
+    pub async fn version_at(&self, at: DateTime<Utc>) -> Result<u64> {
+        let store = self.store();
+        let latest = self.latest_version().await?;
+        let earliest = earliest_version(store.as_ref(), latest).await?;
+        let ts = |v: u64| {
+            let store = store.clone();
+            async move {
+                read_commit(store.as_ref(), v).await.map(|c| c.map(|c| c.timestamp))
+            }
+        };
+        let first = ts(earliest).await?;
+        if first.is_none_or(|first| first > at) {
+            return Err(TableError::TimestampTooEarly {
+                table: self.name.clone(),
+                timestamp: at.to_rfc3339(),
+                earliest,
+                earliest_at: first.map(|t| t.to_rfc3339()).unwrap_or_else(|| "unknown".into()),
+            });
+        }
+        // Binary search for the last version with ts <= at; commit times are
+        // non-decreasing in a Delta log.
+        let (mut lo, mut hi) = (earliest, latest);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            match ts(mid).await? {
+                Some(t) if t <= at => lo = mid,
+                Some(_) => hi = mid - 1,
+                // A hole in the log: stay on the side we know.
+                None => hi = mid - 1,
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The table as of instant `at` (see [`Table::version_at`]).
+    pub async fn at_timestamp(&self, at: DateTime<Utc>) -> Result<Table> {
+        let version = self.version_at(at).await?;
+        self.at_version(version).await
+    }
+
+    /// Commits, newest first, at most `limit`.
+    pub async fn history(&self, limit: Option<usize>) -> Result<Vec<CommitEntry>> {
+        let store = self.store();
+        let latest = self.latest_version().await?;
+        let earliest = earliest_version(store.as_ref(), latest).await?;
+        let mut out = Vec::new();
+        for version in (earliest..=latest).rev() {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            if let Some(entry) = read_commit(store.as_ref(), version).await? {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last committed sequence of `producer`, if any (Delta `txn` state).
+    pub async fn producer_sequence(&self, producer: &str) -> Result<Option<i64>> {
+        let state = self.state()?;
+        state
+            .transaction_version(self.delta.log_store().as_ref(), producer)
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))
+    }
+
+    /// Writes `batches` in one commit and moves this handle to the new
+    /// version, which is returned. The batches must already have the table's
+    /// schema (see silt-ingest for casting).
+    ///
+    /// The commit neither lists `_delta_log` for expired-log cleanup nor
+    /// reloads the snapshot: the handle is advanced from the commit itself.
+    pub async fn write(&mut self, batches: Vec<RecordBatch>, mode: WriteMode, options: CommitOptions) -> Result<u64> {
+        let now = Utc::now().timestamp_millis();
+        let txns = options
+            .transactions
+            .iter()
+            .map(|t| Transaction { app_id: t.producer.clone(), version: t.sequence, last_updated: Some(now) })
+            .collect();
+        let props = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_metadata(options.metadata)
+            .with_cleanup_expired_logs(Some(false));
+        let save_mode = match mode {
+            WriteMode::Append => SaveMode::Append,
+            WriteMode::Overwrite => SaveMode::Overwrite,
+        };
+        let written = self
+            .delta
+            .clone()
+            .write(batches)
+            .with_save_mode(save_mode)
+            .with_commit_properties(props)
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))?;
+        self.delta = written;
+        Ok(self.version())
+    }
+
+    /// Sets table properties in one commit; returns the new version.
+    pub async fn set_properties(&mut self, properties: HashMap<String, String>) -> Result<u64> {
+        let updated = self
+            .delta
+            .clone()
+            .set_tbl_properties()
+            .with_properties(properties)
+            .with_raise_if_not_exists(false)
+            .with_commit_properties(CommitProperties::default().with_cleanup_expired_logs(Some(false)))
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))?;
+        self.delta = updated;
+        Ok(self.version())
+    }
+
+    /// Moves this handle to the newest version in storage.
+    pub async fn refresh(&mut self) -> Result<u64> {
+        self.delta.update_state().await.map_err(|source| TableError::delta(&self.name, source))?;
+        Ok(self.version())
+    }
+}

@@ -1,0 +1,227 @@
+//! The warehouse: a root location whose children are Delta tables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::arrow::datatypes::Schema as ArrowSchema;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::StructType;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, Path};
+use futures::TryStreamExt;
+use url::Url;
+
+use crate::error::{Result, TableError};
+use crate::name::validate_table_name;
+use crate::table::Table;
+
+/// What `CREATE TABLE` needs: columns, partitioning and properties.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// Column names, Arrow types and nullability.
+    pub schema: Arc<ArrowSchema>,
+    /// Partition columns, in order; each must be a column of `schema`.
+    pub partition_columns: Vec<String>,
+    /// Delta table configuration (`delta.*`, `silt.*`).
+    pub properties: HashMap<String, String>,
+    /// Succeed without change if the table exists.
+    pub if_not_exists: bool,
+}
+
+/// A root directory or object-store URL holding tables at `<root>/<name>/`.
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    root: Url,
+    display: String,
+    storage_options: HashMap<String, String>,
+}
+
+impl Warehouse {
+    /// Opens a warehouse at a local directory (created if missing) or an
+    /// object-store URL such as `s3://bucket/prefix`.
+    pub fn open(location: &str) -> Result<Self> {
+        Self::open_with_options(location, HashMap::new())
+    }
+
+    /// Like [`Warehouse::open`], with object-store options (credentials, endpoint).
+    pub fn open_with_options(location: &str, storage_options: HashMap<String, String>) -> Result<Self> {
+        deltalake::ensure_table_uri(location).ok();
+        let invalid = |reason: String| TableError::InvalidLocation { location: location.to_string(), reason };
+        let root = match Url::parse(location) {
+            // A one-letter scheme is a Windows drive, not a URL.
+            Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => url,
+            _ => {
+                let path = match Url::parse(location) {
+                    Ok(url) if url.scheme() == "file" => url
+                        .to_file_path()
+                        .map_err(|()| invalid("not a local path".to_string()))?,
+                    _ => std::path::PathBuf::from(location),
+                };
+                std::fs::create_dir_all(&path).map_err(|e| invalid(e.to_string()))?;
+                let path = path.canonicalize().map_err(|e| invalid(e.to_string()))?;
+                Url::from_directory_path(&path).map_err(|()| invalid("not an absolute path".to_string()))?
+            }
+        };
+        let mut root = root;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Ok(Self { root, display: location.to_string(), storage_options })
+    }
+
+    /// The warehouse root URL (always ends with `/`).
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The location as the user gave it, for messages.
+    pub fn display_location(&self) -> &str {
+        &self.display
+    }
+
+    /// The URL of table `name` (whether or not it exists).
+    pub fn table_url(&self, name: &str) -> Result<Url> {
+        validate_table_name(name)?;
+        self.root.join(&format!("{name}/")).map_err(|e| TableError::InvalidLocation {
+            location: self.display.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        deltalake::logstore::store_for(&self.root, self.storage_options.clone())
+            .map_err(|source| TableError::Delta { table: self.display.clone(), source })
+    }
+
+    /// Names of the tables in the warehouse, sorted. A table is a child
+    /// directory with a `_delta_log`.
+    pub async fn list_tables(&self) -> Result<Vec<String>> {
+        let store = self.root_store()?;
+        let listing = store
+            .list_with_delimiter(None)
+            .await
+            .map_err(|source| TableError::Storage { path: self.display.clone(), source })?;
+        let mut names = Vec::new();
+        for prefix in listing.common_prefixes {
+            let Some(name) = prefix.parts().last().map(|p| p.as_ref().to_string()) else { continue };
+            if validate_table_name(&name).is_err() {
+                continue;
+            }
+            let log = Path::from(format!("{name}/_delta_log"));
+            let has_log = store
+                .list_with_delimiter(Some(&log))
+                .await
+                .map(|l| !l.objects.is_empty())
+                .unwrap_or(false);
+            if has_log {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn builder(&self, name: &str) -> Result<DeltaTableBuilder> {
+        let url = self.table_url(name)?;
+        DeltaTableBuilder::from_url(url)
+            .map(|b| b.with_storage_options(self.storage_options.clone()))
+            .map_err(|source| TableError::delta(name, source))
+    }
+
+    fn not_found(&self, name: &str) -> TableError {
+        TableError::NotFound { table: name.to_string(), warehouse: self.display.clone() }
+    }
+
+    /// Opens table `name` at its latest version.
+    pub async fn table(&self, name: &str) -> Result<Table> {
+        let mut delta = self.builder(name)?.build().map_err(|source| TableError::delta(name, source))?;
+        match delta.load().await {
+            Ok(()) => Ok(Table::new(name, delta)),
+            Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
+                Err(self.not_found(name))
+            }
+            // The kernel reports a missing location as a generic error.
+            Err(_) if !self.exists(name).await.unwrap_or(true) => Err(self.not_found(name)),
+            Err(source) => Err(TableError::delta(name, source)),
+        }
+    }
+
+    /// Whether table `name` exists.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        let delta = self.builder(name)?.build().map_err(|source| TableError::delta(name, source))?;
+        delta.verify_deltatable_existence().await.map_err(|source| TableError::delta(name, source))
+    }
+
+    /// Creates a table. Fails with [`TableError::AlreadyExists`] unless
+    /// `spec.if_not_exists`, in which case the existing table is returned.
+    pub async fn create_table(&self, name: &str, spec: TableSpec) -> Result<Table> {
+        validate_table_name(name)?;
+        if self.exists(name).await? {
+            if spec.if_not_exists {
+                return self.table(name).await;
+            }
+            return Err(TableError::AlreadyExists(name.to_string()));
+        }
+        let invalid = |reason: String| TableError::InvalidDefinition { table: name.to_string(), reason };
+        if spec.schema.fields().is_empty() {
+            return Err(invalid("a table needs at least one column".to_string()));
+        }
+        for column in &spec.partition_columns {
+            if spec.schema.field_with_name(column).is_err() {
+                return Err(invalid(format!("partition column '{column}' is not a column of the table")));
+            }
+        }
+        if spec.partition_columns.len() >= spec.schema.fields().len() {
+            return Err(invalid("at least one column must not be a partition column".to_string()));
+        }
+        let schema = crate::types::delta_compatible_schema(&spec.schema).map_err(invalid)?;
+        let kernel: StructType = schema.as_ref().try_into_kernel().map_err(|e| invalid(e.to_string()))?;
+        let delta = self.builder(name)?.build().map_err(|source| TableError::delta(name, source))?;
+        let created = delta
+            .create()
+            .with_table_name(name)
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns(spec.partition_columns.clone())
+            .with_configuration(spec.properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            .with_save_mode(SaveMode::ErrorIfExists)
+            // silt.* properties are ours; delta-rs only knows delta.*.
+            .with_raise_if_key_not_exists(false)
+            .await
+            .map_err(|source| match source {
+                DeltaTableError::Generic(msg) if msg.contains("already exists") => {
+                    TableError::AlreadyExists(name.to_string())
+                }
+                source => TableError::delta(name, source),
+            })?;
+        tracing::info!(table = name, "created table");
+        Ok(Table::new(name, created))
+    }
+
+    /// Deletes table `name` and all its files.
+    pub async fn drop_table(&self, name: &str) -> Result<()> {
+        if !self.exists(name).await? {
+            return Err(self.not_found(name));
+        }
+        let store = self.root_store()?;
+        let prefix = Path::from(name);
+        let paths = Box::pin(store.list(Some(&prefix)).map_ok(|m| m.location));
+        store
+            .delete_stream(paths)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|source| TableError::Storage { path: name.to_string(), source })?;
+        if self.root.scheme() == "file"
+            && let Ok(dir) = self.table_url(name)?.to_file_path()
+        {
+            // Local stores leave empty directories behind.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        tracing::info!(table = name, "dropped table");
+        Ok(())
+    }
+}
+
+/// Wraps an already opened [`DeltaTable`] for tests and advanced callers.
+pub fn table_from_delta(name: &str, delta: DeltaTable) -> Table {
+    Table::new(name, delta)
+}

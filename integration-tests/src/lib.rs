@@ -1,0 +1,1 @@
+//! Integration tests for silt; see tests/it.
