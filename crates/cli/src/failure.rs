@@ -14,7 +14,10 @@ pub struct Failure {
 impl Failure {
     /// A failure of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl ToString) -> Self {
-        Self { kind, message: message.to_string() }
+        Self {
+            kind,
+            message: message.to_string(),
+        }
     }
 
     /// Prints `error: …` on one line and returns the exit code.
@@ -47,5 +50,8 @@ impl From<silt_ingest::IngestError> for Failure {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use arrow::array::Scalar;
 use arrow::array::{Array, ArrayRef, StringArray, new_null_array};
 use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
-use arrow::compute::nullif;
 use arrow::compute::kernels::cmp::eq;
+use arrow::compute::nullif;
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use arrow::array::Scalar;
 
 use crate::decode::Decoded;
 use crate::error::{IngestError, Result};
@@ -30,7 +30,11 @@ pub fn infer_table_schema(inputs: &[Decoded]) -> Result<Arc<Schema>> {
     let merged = merged.unwrap_or_else(Schema::empty);
     // Inferred columns are nullable: a later file may lack a value.
     let nullable = Schema::new(
-        merged.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+        merged
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
     );
     silt_table::types::delta_compatible_schema(&nullable).map_err(|reason| IngestError::SchemaConflict {
         source_name: inputs.first().map(|i| i.source_name.clone()).unwrap_or_default(),
@@ -70,15 +74,21 @@ pub fn conform_batches(input: &Decoded, target: &Arc<Schema>, table: &str) -> Re
             };
             if !field.is_nullable() && column.null_count() > 0 {
                 let row = (0..column.len()).find(|i| column.is_null(*i)).unwrap_or(0) as u64;
-                return Err(row_error(input, row_offset + row, field.name(), "null in a NOT NULL column".into()));
+                return Err(row_error(
+                    input,
+                    row_offset + row,
+                    field.name(),
+                    "null in a NOT NULL column".into(),
+                ));
             }
             columns.push(column);
         }
-        let conformed = RecordBatch::try_new(target.clone(), columns).map_err(|e| IngestError::Malformed {
-            source_name: input.source_name.clone(),
-            format: "rows",
-            reason: e.to_string(),
-        })?;
+        let conformed =
+            RecordBatch::try_new(target.clone(), columns).map_err(|e| IngestError::Malformed {
+                source_name: input.source_name.clone(),
+                format: "rows",
+                reason: e.to_string(),
+            })?;
         out.push(conformed);
         row_offset += batch.num_rows() as u64;
     }
@@ -87,8 +97,18 @@ pub fn conform_batches(input: &Decoded, target: &Arc<Schema>, table: &str) -> Re
 
 fn row_error(input: &Decoded, row_index: u64, column: &str, reason: String) -> IngestError {
     let row = row_index + 1;
-    let line = if input.header_line { format!(" (line {})", row + 1) } else { String::new() };
-    IngestError::InvalidRow { source_name: input.source_name.clone(), row, line, column: column.to_string(), reason }
+    let line = if input.header_line {
+        format!(" (line {})", row + 1)
+    } else {
+        String::new()
+    };
+    IngestError::InvalidRow {
+        source_name: input.source_name.clone(),
+        row,
+        line,
+        column: column.to_string(),
+        reason,
+    }
 }
 
 /// Casts one column; on failure returns the 0-based index of the first row
@@ -98,11 +118,17 @@ fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef
         return Ok(source.clone());
     }
     let source = blank_text_as_null(source, to);
-    let strict = CastOptions { safe: false, ..Default::default() };
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
     match cast_with_options(&source, to, &strict) {
         Ok(cast) => Ok(cast),
         Err(_) => {
-            let lenient = CastOptions { safe: true, ..Default::default() };
+            let lenient = CastOptions {
+                safe: true,
+                ..Default::default()
+            };
             let reason = format!("value cannot be converted from {} to {to}", source.data_type());
             let row = cast_with_options(&source, to, &lenient)
                 .ok()
@@ -115,7 +141,8 @@ fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef
 
 /// An empty CSV field means "no value" for every type but text.
 fn blank_text_as_null(source: &ArrayRef, to: &DataType) -> ArrayRef {
-    if source.data_type() != &DataType::Utf8 || matches!(to, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    if source.data_type() != &DataType::Utf8
+        || matches!(to, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
     {
         return source.clone();
     }
@@ -154,7 +181,9 @@ mod tests {
     fn csv_bad_value_names_row_line_and_column_but_not_value() {
         let csv = b"id,name,amount\n1,a,1.5\nsecret@example.com,b,2\n".to_vec();
         let decoded = decode_bytes(Format::Csv, csv, "a.csv").expect("decodes");
-        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail").to_string();
+        let err = conform_batches(&decoded, &target(), "t")
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("a.csv: row 2 (line 3), column 'id'"), "{err}");
         assert!(!err.contains("secret"), "{err}");
     }
@@ -163,22 +192,34 @@ mod tests {
     fn null_in_not_null_column_is_rejected() {
         let json = b"{\"id\": 1}\n{\"name\": \"x\"}\n".to_vec();
         let decoded = decode_bytes(Format::Ndjson, json, "b.ndjson").expect("decodes");
-        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail").to_string();
-        assert!(err.contains("row 2, column 'id': null in a NOT NULL column"), "{err}");
+        let err = conform_batches(&decoded, &target(), "t")
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            err.contains("row 2, column 'id': null in a NOT NULL column"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_column_is_rejected() {
         let json = b"{\"id\": 1, \"extra\": true}\n".to_vec();
         let decoded = decode_bytes(Format::Ndjson, json, "b.ndjson").expect("decodes");
-        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail").to_string();
-        assert!(err.contains("column 'extra' does not exist in table 't'"), "{err}");
+        let err = conform_batches(&decoded, &target(), "t")
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            err.contains("column 'extra' does not exist in table 't'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_json_names_the_line() {
         let json = b"{\"id\": 1}\n{\"id\": \n".to_vec();
-        let err = decode_bytes(Format::Ndjson, json, "b.ndjson").expect_err("must fail").to_string();
+        let err = decode_bytes(Format::Ndjson, json, "b.ndjson")
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 }

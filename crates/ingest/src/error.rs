@@ -85,7 +85,9 @@ impl IngestError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             IngestError::Table(e) => e.kind(),
-            IngestError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            IngestError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
             IngestError::Io { .. } => ErrorKind::InvalidInput,
             _ => ErrorKind::InvalidInput,
         }

@@ -34,7 +34,11 @@ pub(crate) struct StatementSchema {
 
 impl StatementSchema {
     pub(crate) fn new(warehouse: Warehouse, runtime: Arc<RuntimeEnv>) -> Self {
-        Self { warehouse, runtime, resolved: Mutex::new(HashMap::new()) }
+        Self {
+            warehouse,
+            runtime,
+            resolved: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Pins `table` under `name` for the rest of the statement.
@@ -76,11 +80,16 @@ impl StatementSchema {
     fn register_store(&self, table: &Table) {
         let log_store = table.delta().log_store();
         let root = log_store.root_url();
-        let Ok(url) = ObjectStoreUrl::parse(format!("{}://{}", root.scheme(), &root[url::Position::BeforeHost..url::Position::AfterPort])) else {
+        let Ok(url) = ObjectStoreUrl::parse(format!(
+            "{}://{}",
+            root.scheme(),
+            &root[url::Position::BeforeHost..url::Position::AfterPort]
+        )) else {
             return;
         };
         if self.runtime.object_store(&url).is_err() {
-            self.runtime.register_object_store(url.as_ref(), log_store.root_object_store(None));
+            self.runtime
+                .register_object_store(url.as_ref(), log_store.root_object_store(None));
         }
     }
 }
@@ -98,7 +107,11 @@ impl SchemaProvider for StatementSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let Some(table) = self.resolve(name).await.map_err(|e| DataFusionError::External(Box::new(e)))? else {
+        let Some(table) = self
+            .resolve(name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+        else {
             return Ok(None);
         };
         self.register_store(&table);

@@ -19,13 +19,21 @@ pub(crate) fn table_name(name: &ObjectName) -> Result<String> {
         .0
         .iter()
         .filter_map(|p| p.as_ident())
-        .map(|i| if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() })
+        .map(|i| {
+            if i.quote_style.is_some() {
+                i.value.clone()
+            } else {
+                i.value.to_lowercase()
+            }
+        })
         .collect();
     match parts.as_slice() {
         [table] => Ok(table.clone()),
         [schema, table] if schema == "public" => Ok(table.clone()),
         [catalog, schema, table] if catalog == "silt" && schema == "public" => Ok(table.clone()),
-        _ => Err(SqlError::Invalid(format!("table name '{name}' must be a plain name, e.g. events"))),
+        _ => Err(SqlError::Invalid(format!(
+            "table name '{name}' must be a plain name, e.g. events"
+        ))),
     }
 }
 
@@ -50,14 +58,22 @@ pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSp
         }
     }
     let options = match &create.table_options {
-        CreateTableOptions::TableProperties(options) | CreateTableOptions::Options(options) => options.as_slice(),
+        CreateTableOptions::TableProperties(options) | CreateTableOptions::Options(options) => {
+            options.as_slice()
+        }
         CreateTableOptions::None => &[],
-        other => return Err(SqlError::Unsupported(format!("table options {other}; use TBLPROPERTIES (..)"))),
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "table options {other}; use TBLPROPERTIES (..)"
+            )));
+        }
     };
     let mut properties = HashMap::new();
     for option in options {
         let SqlOption::KeyValue { key, value } = option else {
-            return Err(SqlError::Invalid(format!("TBLPROPERTIES entry '{option}' must be 'key' = 'value'")));
+            return Err(SqlError::Invalid(format!(
+                "TBLPROPERTIES entry '{option}' must be 'key' = 'value'"
+            )));
         };
         properties.insert(key.value.clone(), literal_text(value)?);
     }
@@ -76,16 +92,23 @@ fn literal_text(value: &Expr) -> Result<String> {
             Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Ok(s.clone()),
             Value::Number(n, _) => Ok(n.clone()),
             Value::Boolean(b) => Ok(b.to_string()),
-            other => Err(SqlError::Invalid(format!("property value {other} must be a string"))),
+            other => Err(SqlError::Invalid(format!(
+                "property value {other} must be a string"
+            ))),
         },
-        other => Err(SqlError::Invalid(format!("property value {other} must be a string"))),
+        other => Err(SqlError::Invalid(format!(
+            "property value {other} must be a string"
+        ))),
     }
 }
 
 fn column_field(column: &ColumnDef) -> Result<Field> {
     let data_type = arrow_type(&column.data_type)
         .map_err(|reason| SqlError::Invalid(format!("column '{}': {reason}", column.name.value)))?;
-    let not_null = column.options.iter().any(|o| matches!(o.option, ColumnOption::NotNull));
+    let not_null = column
+        .options
+        .iter()
+        .any(|o| matches!(o.option, ColumnOption::NotNull));
     Ok(Field::new(column.name.value.clone(), data_type, !not_null))
 }
 
@@ -96,7 +119,9 @@ pub(crate) fn arrow_type(sql: &SqlType) -> std::result::Result<DataType, String>
         SqlType::Int(_) | SqlType::Integer(_) | SqlType::Int4(_) | SqlType::Int32 => DataType::Int32,
         SqlType::SmallInt(_) | SqlType::Int2(_) | SqlType::Int16 => DataType::Int16,
         SqlType::TinyInt(_) => DataType::Int8,
-        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float64 => DataType::Float64,
+        SqlType::Double(_) | SqlType::DoublePrecision | SqlType::Float8 | SqlType::Float64 => {
+            DataType::Float64
+        }
         SqlType::Float(_) | SqlType::Real | SqlType::Float4 | SqlType::Float32 => DataType::Float32,
         SqlType::Boolean | SqlType::Bool => DataType::Boolean,
         SqlType::Varchar(_)

@@ -32,7 +32,9 @@ impl FromStr for OutputFormat {
             "csv" => Ok(OutputFormat::Csv),
             "json" => Ok(OutputFormat::Json),
             "ndjson" | "jsonl" => Ok(OutputFormat::Ndjson),
-            other => Err(format!("unknown format '{other}': use table, csv, json or ndjson")),
+            other => Err(format!(
+                "unknown format '{other}': use table, csv, json or ndjson"
+            )),
         }
     }
 }
@@ -68,7 +70,9 @@ pub fn encode(format: OutputFormat, schema: &Schema, batches: &[RecordBatch]) ->
         }
         OutputFormat::Ndjson => {
             let mut out = Vec::new();
-            let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(&mut out);
+            let mut writer = WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, LineDelimited>(&mut out);
             for batch in batches {
                 writer.write(batch).map_err(encode_error)?;
             }
@@ -95,7 +99,9 @@ pub fn json_document(schema: &Schema, batches: &[RecordBatch]) -> Result<Value> 
     let mut rows = Vec::new();
     for batch in batches {
         let mut buf = Vec::new();
-        let mut writer = WriterBuilder::new().with_explicit_nulls(true).build::<_, JsonArray>(&mut buf);
+        let mut writer = WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, JsonArray>(&mut buf);
         writer.write(batch).map_err(encode_error)?;
         writer.finish().map_err(encode_error)?;
         drop(writer);
@@ -104,8 +110,11 @@ pub fn json_document(schema: &Schema, batches: &[RecordBatch]) -> Result<Value> 
         }
         let objects: Vec<Map<String, Value>> = serde_json::from_slice(&buf).map_err(encode_error)?;
         for mut object in objects {
-            let row: Vec<Value> =
-                schema.fields().iter().map(|f| object.remove(f.name()).unwrap_or(Value::Null)).collect();
+            let row: Vec<Value> = schema
+                .fields()
+                .iter()
+                .map(|f| object.remove(f.name()).unwrap_or(Value::Null))
+                .collect();
             rows.push(Value::Array(row));
         }
     }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Int64Array, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -36,7 +38,10 @@ pub struct StatementOutput {
 
 impl StatementOutput {
     fn single(batch: RecordBatch) -> Self {
-        Self { schema: batch.schema(), batches: vec![batch] }
+        Self {
+            schema: batch.schema(),
+            batches: vec![batch],
+        }
     }
 
     /// Number of result rows.
@@ -54,7 +59,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("warehouse", &self.warehouse).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("warehouse", &self.warehouse)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,7 +72,10 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false);
-        let base = SessionStateBuilder::new().with_config(config).with_default_features().build();
+        let base = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
         Self { warehouse, base }
     }
 
@@ -102,7 +112,12 @@ impl Engine {
                 let table = self.warehouse.create_table(&name, spec).await?;
                 Ok(StatementOutput::single(change_batch(&name, table.version(), 0)?))
             }
-            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => {
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => {
                 let mut dropped = None;
                 for name in &names {
                     let name = table_name(name)?;
@@ -133,7 +148,10 @@ impl Engine {
 
     /// Plans with DataFusion over a per-statement catalog and runs the plan.
     async fn plan_and_run(&self, mut statement: Statement) -> Result<StatementOutput> {
-        let schema = Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.runtime_env().clone()));
+        let schema = Arc::new(StatementSchema::new(
+            self.warehouse.clone(),
+            self.base.runtime_env().clone(),
+        ));
         pin_versions(&mut statement, &schema).await?;
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(SCHEMA, schema).map_err(SqlError::from)?;
@@ -142,7 +160,9 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(self.base.clone())
             .with_catalog_list(Arc::new(catalogs))
             .build();
-        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(statement)))
+            .await?;
         let ctx = SessionContext::new_with_state(state);
         let frame = ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
@@ -156,7 +176,12 @@ fn inserted_count(output: &StatementOutput) -> i64 {
         .batches
         .first()
         .filter(|b| b.num_rows() > 0 && b.num_columns() > 0)
-        .and_then(|b| b.column(0).as_any().downcast_ref::<UInt64Array>().map(|a| a.value(0) as i64))
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .map(|a| a.value(0) as i64)
+        })
         .unwrap_or(0)
 }
 

@@ -25,8 +25,10 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
         .map_err(|e| SqlError::Syntax(e.to_string()))?;
     let mut statements = Vec::new();
     for chunk in tokens.split(|t| t.token == Token::SemiColon) {
-        let significant: Vec<&TokenWithSpan> =
-            chunk.iter().filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF)).collect();
+        let significant: Vec<&TokenWithSpan> = chunk
+            .iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+            .collect();
         if significant.is_empty() {
             continue;
         }
@@ -35,7 +37,9 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
             continue;
         }
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk.to_vec());
-        let statement = parser.parse_statement().map_err(|e| SqlError::Syntax(e.to_string()))?;
+        let statement = parser
+            .parse_statement()
+            .map_err(|e| SqlError::Syntax(e.to_string()))?;
         let next = parser.peek_token();
         if next.token != Token::EOF {
             return Err(SqlError::Syntax(format!(
@@ -99,7 +103,9 @@ mod tests {
     #[test]
     fn parses_time_travel_and_tblproperties() {
         parse("SELECT * FROM t VERSION AS OF 3 JOIN t TIMESTAMP AS OF '2026-01-01' ON true").expect("parses");
-        parse("CREATE TABLE t (id BIGINT NOT NULL, day DATE) PARTITIONED BY (day) TBLPROPERTIES ('a.b' = 'c')")
-            .expect("parses");
+        parse(
+            "CREATE TABLE t (id BIGINT NOT NULL, day DATE) PARTITIONED BY (day) TBLPROPERTIES ('a.b' = 'c')",
+        )
+        .expect("parses");
     }
 }

@@ -8,7 +8,8 @@ use std::ops::ControlFlow;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut, VisitorMut,
+    Expr, Ident, ObjectName, ObjectNamePart, Statement, TableFactor, TableVersion, Value, VisitMut,
+    VisitorMut,
 };
 
 use crate::catalog::{StatementSchema, versioned_name};
@@ -26,7 +27,10 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
     // Pass 1 (sync): read what is asked for. Pass 2 (async): resolve.
     // Pass 3 (sync): rename.
     let mut found = Vec::new();
-    let mut collect = Collect { found: &mut found, error: None };
+    let mut collect = Collect {
+        found: &mut found,
+        error: None,
+    };
     let _ = statement.visit(&mut collect);
     if let Some(error) = collect.error {
         return Err(error);
@@ -44,14 +48,18 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
         schema.pin(synthetic.clone(), pinned);
         renames.push(synthetic);
     }
-    let mut rename = Rename { names: renames.into_iter() };
+    let mut rename = Rename {
+        names: renames.into_iter(),
+    };
     let _ = statement.visit(&mut rename);
     Ok(())
 }
 
 /// The table name DataFusion will look up for `name` (unquoted parts fold to lowercase).
 fn base_name(name: &ObjectName) -> Option<String> {
-    let ObjectNamePart::Identifier(ident) = name.0.last()? else { return None };
+    let ObjectNamePart::Identifier(ident) = name.0.last()? else {
+        return None;
+    };
     Some(match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
@@ -67,10 +75,17 @@ impl VisitorMut for Collect<'_> {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
-        let TableFactor::Table { name, version: Some(version), .. } = factor else {
+        let TableFactor::Table {
+            name,
+            version: Some(version),
+            ..
+        } = factor
+        else {
             return ControlFlow::Continue(());
         };
-        let Some(base) = base_name(name) else { return ControlFlow::Continue(()) };
+        let Some(base) = base_name(name) else {
+            return ControlFlow::Continue(());
+        };
         match parse_as_of(version) {
             Ok(as_of) => {
                 self.found.push((base, as_of));
@@ -109,14 +124,17 @@ impl<I: Iterator<Item = String>> VisitorMut for Rename<I> {
 fn parse_as_of(version: &TableVersion) -> Result<AsOf> {
     match version {
         TableVersion::VersionAsOf(Expr::Value(v)) => match &v.value {
-            Value::Number(n, _) => n
-                .parse::<u64>()
-                .map(AsOf::Version)
-                .map_err(|_| SqlError::Invalid(format!("VERSION AS OF needs a non-negative integer, got {n}"))),
-            other => Err(SqlError::Invalid(format!("VERSION AS OF needs an integer, got {other}"))),
+            Value::Number(n, _) => n.parse::<u64>().map(AsOf::Version).map_err(|_| {
+                SqlError::Invalid(format!("VERSION AS OF needs a non-negative integer, got {n}"))
+            }),
+            other => Err(SqlError::Invalid(format!(
+                "VERSION AS OF needs an integer, got {other}"
+            ))),
         },
         TableVersion::TimestampAsOf(Expr::Value(v)) => match &v.value {
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => parse_instant(s).map(AsOf::Timestamp),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                parse_instant(s).map(AsOf::Timestamp)
+            }
             other => Err(SqlError::Invalid(format!(
                 "TIMESTAMP AS OF needs a quoted instant like '2026-11-25T10:00:00Z', got {other}"
             ))),

@@ -77,7 +77,7 @@ pub enum TableError {
         table: String,
         /// The delta-rs error.
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// Data that does not fit the table (wrong schema on write).
     #[error("data does not fit table '{table}': {reason}")]
@@ -94,7 +94,7 @@ pub enum TableError {
         table: String,
         /// The delta-rs error.
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
     /// Object store failures outside delta-rs (log reads, listings).
     #[error("storage error at '{path}': {source}")]
@@ -103,7 +103,7 @@ pub enum TableError {
         path: String,
         /// The object_store error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 }
 
@@ -124,14 +124,28 @@ impl TableError {
         }
     }
 
+    /// Wraps an object-store error at `path`.
+    pub(crate) fn storage(path: impl ToString, source: object_store::Error) -> Self {
+        TableError::Storage {
+            path: path.to_string(),
+            source: Box::new(source),
+        }
+    }
+
     /// Wraps a delta-rs error, classifying commit conflicts.
     pub(crate) fn delta(table: &str, source: DeltaTableError) -> Self {
         let table = table.to_string();
         match &source {
             DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_) => {
-                TableError::Conflict { table, source }
+                TableError::Conflict {
+                    table,
+                    source: Box::new(source),
+                }
             }
-            _ => TableError::Delta { table, source },
+            _ => TableError::Delta {
+                table,
+                source: Box::new(source),
+            },
         }
     }
 }

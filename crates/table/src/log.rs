@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use deltalake::ObjectStore;
-use object_store::ObjectStoreExt;
 use deltalake::Path;
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -45,13 +45,15 @@ pub(crate) async fn read_commit(store: &dyn ObjectStore, version: u64) -> Result
     let got = match store.get(&path).await {
         Ok(got) => got,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(source) => return Err(TableError::Storage { path: path.to_string(), source }),
+        Err(source) => {
+            return Err(TableError::storage(path.to_string(), source));
+        }
     };
     let modified = got.meta.last_modified;
     let bytes = got
         .bytes()
         .await
-        .map_err(|source| TableError::Storage { path: path.to_string(), source })?;
+        .map_err(|source| TableError::storage(path.to_string(), source))?;
     Ok(Some(parse_commit(version, &bytes, modified)))
 }
 
@@ -68,7 +70,9 @@ fn parse_commit(version: u64, bytes: &[u8], modified: DateTime<Utc>) -> CommitEn
     // A log line that is not JSON is left to delta-rs to report; history only
     // shows what it can read.
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let Ok(action) = serde_json::from_slice::<Value>(line) else { continue };
+        let Ok(action) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
         if let Some(info) = action.get("commitInfo") {
             let millis = info
                 .get("inCommitTimestamp")
@@ -85,13 +89,13 @@ fn parse_commit(version: u64, bytes: &[u8], modified: DateTime<Utc>) -> CommitEn
                 .or_else(|| info.get("clientVersion"))
                 .and_then(Value::as_str)
                 .map(str::to_string);
-        } else if let Some(txn) = action.get("txn") {
-            if let (Some(app), Some(v)) = (
+        } else if let Some(txn) = action.get("txn")
+            && let (Some(app), Some(v)) = (
                 txn.get("appId").and_then(Value::as_str),
                 txn.get("version").and_then(Value::as_i64),
-            ) {
-                entry.transactions.push((app.to_string(), v));
-            }
+            )
+        {
+            entry.transactions.push((app.to_string(), v));
         }
     }
     entry
@@ -108,7 +112,7 @@ pub(crate) async fn earliest_version(store: &dyn ObjectStore, latest: u64) -> Re
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|source| TableError::Storage { path: prefix.to_string(), source })?;
+        .map_err(|source| TableError::storage(prefix.to_string(), source))?;
     let earliest = metas
         .iter()
         .filter_map(|m| {

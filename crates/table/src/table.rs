@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 
@@ -53,7 +53,10 @@ pub struct Table {
 
 impl Table {
     pub(crate) fn new(name: &str, delta: DeltaTable) -> Self {
-        Self { name: name.to_string(), delta }
+        Self {
+            name: name.to_string(),
+            delta,
+        }
     }
 
     /// The table's name in the warehouse.
@@ -72,7 +75,9 @@ impl Table {
     }
 
     fn state(&self) -> Result<&deltalake::table::state::DeltaTableState> {
-        self.delta.snapshot().map_err(|source| TableError::delta(&self.name, source))
+        self.delta
+            .snapshot()
+            .map_err(|source| TableError::delta(&self.name, source))
     }
 
     /// The Arrow schema at this version.
@@ -108,7 +113,10 @@ impl Table {
 
     /// The newest version in storage (may be newer than this handle).
     pub async fn latest_version(&self) -> Result<u64> {
-        self.delta.get_latest_version().await.map_err(|source| TableError::delta(&self.name, source))
+        self.delta
+            .get_latest_version()
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))
     }
 
     /// The table at `version`. Fails with [`TableError::VersionNotFound`] if
@@ -116,7 +124,12 @@ impl Table {
     pub async fn at_version(&self, version: u64) -> Result<Table> {
         let latest = self.latest_version().await?;
         let earliest = earliest_version(self.store().as_ref(), latest).await?;
-        let not_found = || TableError::VersionNotFound { table: self.name.clone(), version, earliest, latest };
+        let not_found = || TableError::VersionNotFound {
+            table: self.name.clone(),
+            version,
+            earliest,
+            latest,
+        };
         if version > latest {
             return Err(not_found());
         }
@@ -143,7 +156,9 @@ impl Table {
         let ts = |v: u64| {
             let store = store.clone();
             async move {
-                read_commit(store.as_ref(), v).await.map(|c| c.map(|c| c.timestamp))
+                read_commit(store.as_ref(), v)
+                    .await
+                    .map(|c| c.map(|c| c.timestamp))
             }
         };
         let first = ts(earliest).await?;
@@ -208,12 +223,21 @@ impl Table {
     ///
     /// The commit neither lists `_delta_log` for expired-log cleanup nor
     /// reloads the snapshot: the handle is advanced from the commit itself.
-    pub async fn write(&mut self, batches: Vec<RecordBatch>, mode: WriteMode, options: CommitOptions) -> Result<u64> {
+    pub async fn write(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        mode: WriteMode,
+        options: CommitOptions,
+    ) -> Result<u64> {
         let now = Utc::now().timestamp_millis();
         let txns = options
             .transactions
             .iter()
-            .map(|t| Transaction { app_id: t.producer.clone(), version: t.sequence, last_updated: Some(now) })
+            .map(|t| Transaction {
+                app_id: t.producer.clone(),
+                version: t.sequence,
+                last_updated: Some(now),
+            })
             .collect();
         let props = CommitProperties::default()
             .with_application_transactions(txns)
@@ -252,7 +276,10 @@ impl Table {
 
     /// Moves this handle to the newest version in storage.
     pub async fn refresh(&mut self) -> Result<u64> {
-        self.delta.update_state().await.map_err(|source| TableError::delta(&self.name, source))?;
+        self.delta
+            .update_state()
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))?;
         Ok(self.version())
     }
 }

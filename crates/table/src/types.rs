@@ -35,11 +35,16 @@ pub fn delta_compatible_type(data_type: &DataType) -> Result<DataType, String> {
         DataType::Decimal128(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
         DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => DataType::Decimal128(*p, *s),
         DataType::Dictionary(_, value) => delta_compatible_type(value)?,
-        DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) | DataType::FixedSizeList(item, _) => {
-            DataType::List(Arc::new(delta_compatible_field(item)?))
-        }
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::FixedSizeList(item, _) => DataType::List(Arc::new(delta_compatible_field(item)?)),
         DataType::Struct(fields) => DataType::Struct(
-            fields.iter().map(|f| delta_compatible_field(f)).collect::<Result<Vec<_>, _>>()?.into(),
+            fields
+                .iter()
+                .map(|f| delta_compatible_field(f))
+                .collect::<Result<Vec<_>, _>>()?
+                .into(),
         ),
         DataType::Map(entries, sorted) => DataType::Map(Arc::new(delta_compatible_field(entries)?), *sorted),
         other => return Err(format!("type {other} cannot be stored in a Delta table")),
@@ -54,7 +59,11 @@ fn delta_compatible_field(field: &Field) -> Result<Field, String> {
 
 /// [`delta_compatible_type`] over every column of a schema.
 pub fn delta_compatible_schema(schema: &Schema) -> Result<Arc<Schema>, String> {
-    let fields = schema.fields().iter().map(|f| delta_compatible_field(f)).collect::<Result<Vec<_>, _>>()?;
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| delta_compatible_field(f))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(Schema::new(fields)))
 }
 
@@ -64,8 +73,14 @@ mod tests {
 
     #[test]
     fn maps_arrow_only_types_to_delta_types() {
-        assert_eq!(delta_compatible_type(&DataType::Utf8View).ok(), Some(DataType::Utf8));
-        assert_eq!(delta_compatible_type(&DataType::UInt32).ok(), Some(DataType::Int64));
+        assert_eq!(
+            delta_compatible_type(&DataType::Utf8View).ok(),
+            Some(DataType::Utf8)
+        );
+        assert_eq!(
+            delta_compatible_type(&DataType::UInt32).ok(),
+            Some(DataType::Int64)
+        );
         assert_eq!(
             delta_compatible_type(&DataType::Timestamp(TimeUnit::Nanosecond, None)).ok(),
             Some(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))

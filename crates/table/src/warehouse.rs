@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use deltalake::arrow::datatypes::Schema as ArrowSchema;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::StructType;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, Path};
 use futures::TryStreamExt;
@@ -46,7 +46,10 @@ impl Warehouse {
     /// Like [`Warehouse::open`], with object-store options (credentials, endpoint).
     pub fn open_with_options(location: &str, storage_options: HashMap<String, String>) -> Result<Self> {
         deltalake::ensure_table_uri(location).ok();
-        let invalid = |reason: String| TableError::InvalidLocation { location: location.to_string(), reason };
+        let invalid = |reason: String| TableError::InvalidLocation {
+            location: location.to_string(),
+            reason,
+        };
         let root = match Url::parse(location) {
             // A one-letter scheme is a Windows drive, not a URL.
             Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => url,
@@ -66,7 +69,11 @@ impl Warehouse {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Ok(Self { root, display: location.to_string(), storage_options })
+        Ok(Self {
+            root,
+            display: location.to_string(),
+            storage_options,
+        })
     }
 
     /// The warehouse root URL (always ends with `/`).
@@ -82,15 +89,21 @@ impl Warehouse {
     /// The URL of table `name` (whether or not it exists).
     pub fn table_url(&self, name: &str) -> Result<Url> {
         validate_table_name(name)?;
-        self.root.join(&format!("{name}/")).map_err(|e| TableError::InvalidLocation {
-            location: self.display.clone(),
-            reason: e.to_string(),
-        })
+        self.root
+            .join(&format!("{name}/"))
+            .map_err(|e| TableError::InvalidLocation {
+                location: self.display.clone(),
+                reason: e.to_string(),
+            })
     }
 
     fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
-        deltalake::logstore::store_for(&self.root, self.storage_options.clone())
-            .map_err(|source| TableError::Delta { table: self.display.clone(), source })
+        deltalake::logstore::store_for(&self.root, self.storage_options.clone()).map_err(|source| {
+            TableError::Delta {
+                table: self.display.clone(),
+                source: Box::new(source),
+            }
+        })
     }
 
     /// Names of the tables in the warehouse, sorted. A table is a child
@@ -100,10 +113,12 @@ impl Warehouse {
         let listing = store
             .list_with_delimiter(None)
             .await
-            .map_err(|source| TableError::Storage { path: self.display.clone(), source })?;
+            .map_err(|source| TableError::storage(self.display.clone(), source))?;
         let mut names = Vec::new();
         for prefix in listing.common_prefixes {
-            let Some(name) = prefix.parts().last().map(|p| p.as_ref().to_string()) else { continue };
+            let Some(name) = prefix.parts().next_back().map(|p| p.as_ref().to_string()) else {
+                continue;
+            };
             if validate_table_name(&name).is_err() {
                 continue;
             }
@@ -129,12 +144,18 @@ impl Warehouse {
     }
 
     fn not_found(&self, name: &str) -> TableError {
-        TableError::NotFound { table: name.to_string(), warehouse: self.display.clone() }
+        TableError::NotFound {
+            table: name.to_string(),
+            warehouse: self.display.clone(),
+        }
     }
 
     /// Opens table `name` at its latest version.
     pub async fn table(&self, name: &str) -> Result<Table> {
-        let mut delta = self.builder(name)?.build().map_err(|source| TableError::delta(name, source))?;
+        let mut delta = self
+            .builder(name)?
+            .build()
+            .map_err(|source| TableError::delta(name, source))?;
         match delta.load().await {
             Ok(()) => Ok(Table::new(name, delta)),
             Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
@@ -148,8 +169,14 @@ impl Warehouse {
 
     /// Whether table `name` exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        let delta = self.builder(name)?.build().map_err(|source| TableError::delta(name, source))?;
-        delta.verify_deltatable_existence().await.map_err(|source| TableError::delta(name, source))
+        let delta = self
+            .builder(name)?
+            .build()
+            .map_err(|source| TableError::delta(name, source))?;
+        delta
+            .verify_deltatable_existence()
+            .await
+            .map_err(|source| TableError::delta(name, source))
     }
 
     /// Creates a table. Fails with [`TableError::AlreadyExists`] unless
@@ -162,21 +189,34 @@ impl Warehouse {
             }
             return Err(TableError::AlreadyExists(name.to_string()));
         }
-        let invalid = |reason: String| TableError::InvalidDefinition { table: name.to_string(), reason };
+        let invalid = |reason: String| TableError::InvalidDefinition {
+            table: name.to_string(),
+            reason,
+        };
         if spec.schema.fields().is_empty() {
             return Err(invalid("a table needs at least one column".to_string()));
         }
         for column in &spec.partition_columns {
             if spec.schema.field_with_name(column).is_err() {
-                return Err(invalid(format!("partition column '{column}' is not a column of the table")));
+                return Err(invalid(format!(
+                    "partition column '{column}' is not a column of the table"
+                )));
             }
         }
         if spec.partition_columns.len() >= spec.schema.fields().len() {
-            return Err(invalid("at least one column must not be a partition column".to_string()));
+            return Err(invalid(
+                "at least one column must not be a partition column".to_string(),
+            ));
         }
         let schema = crate::types::delta_compatible_schema(&spec.schema).map_err(invalid)?;
-        let kernel: StructType = schema.as_ref().try_into_kernel().map_err(|e| invalid(e.to_string()))?;
-        let delta = self.builder(name)?.build().map_err(|source| TableError::delta(name, source))?;
+        let kernel: StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| invalid(e.to_string()))?;
+        let delta = self
+            .builder(name)?
+            .build()
+            .map_err(|source| TableError::delta(name, source))?;
         let created = delta
             .create()
             .with_table_name(name)
@@ -209,7 +249,7 @@ impl Warehouse {
             .delete_stream(paths)
             .try_collect::<Vec<_>>()
             .await
-            .map_err(|source| TableError::Storage { path: name.to_string(), source })?;
+            .map_err(|source| TableError::storage(name.to_string(), source))?;
         if self.root.scheme() == "file"
             && let Ok(dir) = self.table_url(name)?.to_file_path()
         {

@@ -51,7 +51,9 @@ pub(super) async fn run(
         }
     };
     let spinner = progress(None, "committing");
-    let version = table.write(batches, WriteMode::Append, CommitOptions::default()).await?;
+    let version = table
+        .write(batches, WriteMode::Append, CommitOptions::default())
+        .await?;
     spinner.finish_and_clear();
     println!("ingested {rows} rows into {table_name} (version {version})");
     Ok(())
@@ -60,9 +62,15 @@ pub(super) async fn run(
 fn decode_file(path: &Path, forced: Option<Format>) -> Result<Decoded, Failure> {
     let name = path.display().to_string();
     let format = forced.or_else(|| Format::from_path(path)).ok_or_else(|| {
-        Failure::new(ErrorKind::InvalidInput, format!("{name}: cannot tell the format from the extension; pass --format"))
+        Failure::new(
+            ErrorKind::InvalidInput,
+            format!("{name}: cannot tell the format from the extension; pass --format"),
+        )
     })?;
-    let file = File::open(path).map_err(|source| IngestError::Io { source_name: name.clone(), source })?;
+    let file = File::open(path).map_err(|source| IngestError::Io {
+        source_name: name.clone(),
+        source,
+    })?;
     let size = file.metadata().map(|m| m.len()).ok();
     let bar = progress(size, &name);
     let decoded = decode_reader(format, bar.wrap_read(file), &name)?;

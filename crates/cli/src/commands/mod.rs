@@ -20,13 +20,32 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot start runtime: {e}")))?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Sql { warehouse, format, sql } => sql::run(&open(&warehouse.warehouse)?, format.format, &sql).await,
-            Command::Ingest { warehouse, table, files, format, create } => {
-                ingest::run(&open(&warehouse.warehouse)?, &table, &files, format.as_deref(), create).await
+            Command::Sql {
+                warehouse,
+                format,
+                sql,
+            } => sql::run(&open(&warehouse.warehouse)?, format.format, &sql).await,
+            Command::Ingest {
+                warehouse,
+                table,
+                files,
+                format,
+                create,
+            } => {
+                ingest::run(
+                    &open(&warehouse.warehouse)?,
+                    &table,
+                    &files,
+                    format.as_deref(),
+                    create,
+                )
+                .await
             }
-            Command::Table { warehouse, format, action } => {
-                table::run(&open(&warehouse.warehouse)?, format.format, action).await
-            }
+            Command::Table {
+                warehouse,
+                format,
+                action,
+            } => table::run(&open(&warehouse.warehouse)?, format.format, action).await,
         }
     })
 }

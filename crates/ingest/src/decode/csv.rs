@@ -21,7 +21,11 @@ pub(super) fn decode(bytes: &[u8], source_name: &str) -> Result<Decoded> {
         return Err(malformed(source_name, "CSV", "no header line"));
     }
     let text_schema = Arc::new(Schema::new(
-        inferred.fields().iter().map(|f| Field::new(f.name(), DataType::Utf8, true)).collect::<Vec<_>>(),
+        inferred
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
     ));
     let reader = ReaderBuilder::new(text_schema.clone())
         .with_format(format)

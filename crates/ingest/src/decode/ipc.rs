@@ -8,8 +8,17 @@ use super::{Decoded, malformed};
 use crate::error::Result;
 
 pub(super) fn decode(bytes: &[u8], source_name: &str) -> Result<Decoded> {
-    let reader = StreamReader::try_new(Cursor::new(bytes), None).map_err(|e| malformed(source_name, "Arrow IPC", e))?;
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)
+        .map_err(|e| malformed(source_name, "Arrow IPC", e))?;
     let schema = reader.schema();
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| malformed(source_name, "Arrow IPC", e))?;
-    Ok(Decoded { source_name: source_name.to_string(), inferred: schema.clone(), schema, batches, header_line: false })
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| malformed(source_name, "Arrow IPC", e))?;
+    Ok(Decoded {
+        source_name: source_name.to_string(),
+        inferred: schema.clone(),
+        schema,
+        batches,
+        header_line: false,
+    })
 }

@@ -40,9 +40,10 @@ impl Decoded {
 /// Decodes everything `reader` yields as `format`.
 pub fn decode_reader(format: Format, mut reader: impl Read, source_name: &str) -> Result<Decoded> {
     let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|source| IngestError::Io { source_name: source_name.to_string(), source })?;
+    reader.read_to_end(&mut bytes).map_err(|source| IngestError::Io {
+        source_name: source_name.to_string(),
+        source,
+    })?;
     decode_bytes(format, bytes, source_name)
 }
 
@@ -57,5 +58,9 @@ pub fn decode_bytes(format: Format, bytes: Vec<u8>, source_name: &str) -> Result
 }
 
 fn malformed(source_name: &str, format: &'static str, reason: impl ToString) -> IngestError {
-    IngestError::Malformed { source_name: source_name.to_string(), format, reason: reason.to_string() }
+    IngestError::Malformed {
+        source_name: source_name.to_string(),
+        format,
+        reason: reason.to_string(),
+    }
 }

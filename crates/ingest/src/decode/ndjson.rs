@@ -38,7 +38,11 @@ fn locate_syntax_error(bytes: &[u8], source_name: &str, error: impl ToString) ->
         match serde_json::from_slice::<serde_json::Value>(line) {
             Ok(serde_json::Value::Object(_)) => {}
             Ok(_) => {
-                return malformed(source_name, "NDJSON", format!("line {}: not a JSON object", index + 1));
+                return malformed(
+                    source_name,
+                    "NDJSON",
+                    format!("line {}: not a JSON object", index + 1),
+                );
             }
             Err(e) => {
                 // serde's message names only the position, not the content.

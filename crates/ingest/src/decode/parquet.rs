@@ -9,7 +9,18 @@ pub(super) fn decode(bytes: Vec<u8>, source_name: &str) -> Result<Decoded> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .map_err(|e| malformed(source_name, "Parquet", e))?;
     let schema = builder.schema().clone();
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| malformed(source_name, "Parquet", e))?;
-    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| malformed(source_name, "Parquet", e))?;
-    Ok(Decoded { source_name: source_name.to_string(), inferred: schema.clone(), schema, batches, header_line: false })
+    let reader = builder
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| malformed(source_name, "Parquet", e))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| malformed(source_name, "Parquet", e))?;
+    Ok(Decoded {
+        source_name: source_name.to_string(),
+        inferred: schema.clone(),
+        schema,
+        batches,
+        header_line: false,
+    })
 }
