@@ -26,7 +26,7 @@ pub struct WarehouseArgs {
 #[derive(Debug, Args, Clone)]
 pub struct FormatArgs {
     /// Output format: table, csv, json or ndjson.
-    #[arg(long, env = "SILT_FORMAT", default_value = "table", value_parser = parse_format)]
+    #[arg(long, env = "SILT_FORMAT", default_value = "table", value_parser = parse_format, global = true)]
     pub format: OutputFormat,
 }
 

@@ -215,6 +215,15 @@ mod tests {
     }
 
     #[test]
+    fn inferred_ndjson_columns_keep_file_order() {
+        let json = b"{\"id\": 1, \"url\": \"/a\", \"ms\": 1.5}\n{\"ok\": true, \"id\": 2}\n".to_vec();
+        let decoded = decode_bytes(Format::Ndjson, json, "c.ndjson").expect("decodes");
+        let schema = infer_table_schema(&[decoded]).expect("infers");
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["id", "url", "ms", "ok"]);
+    }
+
+    #[test]
     fn malformed_json_names_the_line() {
         let json = b"{\"id\": 1}\n{\"id\": \n".to_vec();
         let err = decode_bytes(Format::Ndjson, json, "b.ndjson")

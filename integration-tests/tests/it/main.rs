@@ -1,1 +1,9 @@
-//! tests
+//! One integration-test binary: every module drives the real `silt` binary
+//! (and, for interop, the Python peers) against a fresh temporary warehouse.
+
+mod harness;
+
+mod cli_ingest;
+mod errors;
+mod interop;
+mod time_travel;

@@ -3,6 +3,7 @@
 use std::io::{BufReader, Cursor};
 use std::sync::Arc;
 
+use arrow::datatypes::Schema;
 use arrow::json::ReaderBuilder;
 use arrow::json::reader::infer_json_schema;
 
@@ -12,7 +13,7 @@ use crate::error::{IngestError, Result};
 pub(super) fn decode(bytes: &[u8], source_name: &str) -> Result<Decoded> {
     let (schema, _) = infer_json_schema(BufReader::new(Cursor::new(bytes)), None)
         .map_err(|e| locate_syntax_error(bytes, source_name, e))?;
-    let schema = Arc::new(schema);
+    let schema = Arc::new(in_file_order(schema, bytes));
     let reader = ReaderBuilder::new(schema.clone())
         .with_batch_size(64 * 1024)
         .build(Cursor::new(bytes))
@@ -27,6 +28,28 @@ pub(super) fn decode(bytes: &[u8], source_name: &str) -> Result<Decoded> {
         batches,
         header_line: false,
     })
+}
+
+/// arrow-json infers fields in sorted order; a new table should keep the
+/// order the producer wrote them in (first appearance in the file).
+fn in_file_order(inferred: Schema, bytes: &[u8]) -> Schema {
+    let mut order: Vec<String> = Vec::with_capacity(inferred.fields().len());
+    for line in bytes.split(|b| *b == b'\n').take(10_000) {
+        let Ok(object) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(line) else {
+            continue;
+        };
+        for key in object.keys() {
+            if !order.contains(key) {
+                order.push(key.clone());
+            }
+        }
+        if order.len() == inferred.fields().len() {
+            break;
+        }
+    }
+    let mut fields: Vec<_> = inferred.fields().iter().cloned().collect();
+    fields.sort_by_key(|f| order.iter().position(|k| k == f.name()).unwrap_or(usize::MAX));
+    Schema::new_with_metadata(fields, inferred.metadata().clone())
 }
 
 /// arrow-json does not say which line failed; find it (error path only).

@@ -1,0 +1,159 @@
+//! Runs the `silt` binary and the Python peers; one temporary warehouse per test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The `silt` binary: `$SILT_BIN`, else `<target>/debug/silt` next to this test's `deps/`.
+pub fn silt_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SILT_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let debug_dir = exe.parent().and_then(Path::parent).expect("target/debug");
+    let bin = debug_dir.join("silt");
+    assert!(
+        bin.exists(),
+        "no silt binary at {}: build it with `cargo build -p silt`",
+        bin.display()
+    );
+    bin
+}
+
+/// The peer Python: `$SILT_PYTHON`, else the venv `scripts/setup-python.sh` makes.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SILT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME");
+            PathBuf::from(home).join(".cache/silt-venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "no peer python at {}: run scripts/setup-python.sh",
+        path.display()
+    );
+    path
+}
+
+/// Runs `integration-tests/python/peer.py` with `args`; returns its JSON output.
+pub fn peer(args: &[&str]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/peer.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs python");
+    assert!(
+        out.status.success(),
+        "peer.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("peer prints JSON")
+}
+
+/// A temporary warehouse and the commands to drive silt against it.
+pub struct Silt {
+    dir: tempfile::TempDir,
+}
+
+/// What a finished `silt` command left behind.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Silt {
+    pub fn new() -> Self {
+        Silt {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// The warehouse directory.
+    pub fn warehouse(&self) -> PathBuf {
+        self.dir.path().join("wh")
+    }
+
+    /// A scratch directory for input files.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `<warehouse>/<table>` as a string, for peers.
+    pub fn table_path(&self, table: &str) -> String {
+        self.warehouse().join(table).to_string_lossy().into_owned()
+    }
+
+    /// Runs `silt args…` with the warehouse in `SILT_WAREHOUSE`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Command::new(silt_bin())
+            .args(args)
+            .env("SILT_WAREHOUSE", self.warehouse())
+            .env_remove("SILT_FORMAT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs silt")
+            .into()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        assert_eq!(run.code, Some(0), "silt {args:?} failed:\n{}", run.stderr);
+        run.stdout
+    }
+
+    /// Runs one statement with `--format json`; returns the document.
+    pub fn sql_json(&self, sql: &str) -> Value {
+        let out = self.ok(&["sql", "--format", "json", sql]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON from silt ({e}): {out}"))
+    }
+
+    /// The rows of a query.
+    pub fn rows(&self, sql: &str) -> Vec<Value> {
+        self.sql_json(sql)["rows"].as_array().expect("rows").clone()
+    }
+
+    /// The single value of a one-row, one-column query.
+    pub fn scalar(&self, sql: &str) -> Value {
+        let rows = self.rows(sql);
+        assert_eq!(rows.len(), 1, "{sql} gave {rows:?}");
+        rows[0][0].clone()
+    }
+
+    /// `count(*)` of `table`, optionally at a version.
+    pub fn count(&self, table: &str, version: Option<u64>) -> i64 {
+        let at = version.map(|v| format!(" VERSION AS OF {v}")).unwrap_or_default();
+        self.scalar(&format!("SELECT count(*) FROM {table}{at}"))
+            .as_i64()
+            .expect("count")
+    }
+
+    /// The table's latest version.
+    pub fn version(&self, table: &str) -> u64 {
+        let out = self.ok(&["table", "describe", "--format", "json", table]);
+        let doc: Value = serde_json::from_str(&out).expect("describe JSON");
+        doc["version"].as_u64().expect("version")
+    }
+
+    /// Writes `contents` to a scratch file and returns its path.
+    pub fn file(&self, name: &str, contents: &[u8]) -> String {
+        let path = self.scratch(name);
+        std::fs::write(&path, contents).expect("write input");
+        path.to_string_lossy().into_owned()
+    }
+}
