@@ -47,7 +47,9 @@ async fn query(dir: &Path, sql: &str) -> Result<serde_json::Value> {
         .collect::<Result<Vec<_>, _>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let schema = options.infer_schema(&ctx.state(), &urls[0]).await?;
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
     ctx.register_table("t", Arc::new(ListingTable::try_new(config)?))?;
     let batches = ctx.sql(sql).await?.collect().await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -59,12 +61,16 @@ async fn query(dir: &Path, sql: &str) -> Result<serde_json::Value> {
 
 fn encode(file: &Path) -> Result<serde_json::Value> {
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(input)?.with_batch_size(64 * 1024).build()?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(input)?
+        .with_batch_size(64 * 1024)
+        .build()?;
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
     let schema = batches.first().map(RecordBatch::schema).context("empty input")?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let in_memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
     let started = Instant::now();
     let mut out = Vec::with_capacity(in_memory / 2);
     let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))?;

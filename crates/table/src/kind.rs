@@ -68,4 +68,34 @@ mod tests {
         assert_eq!(ErrorKind::InvalidInput.exit_code(), 4);
         assert_eq!(ErrorKind::Conflict.exit_code(), 5);
     }
+
+    #[test]
+    fn problem_types_and_statuses_are_the_ones_the_error_schema_allows() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/error.schema.json")).expect("valid JSON");
+        let types = &schema["properties"]["type"]["enum"];
+        let statuses = &schema["properties"]["status"]["enum"];
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::InvalidInput,
+            ErrorKind::Conflict,
+            ErrorKind::Unsupported,
+            ErrorKind::Internal,
+        ] {
+            let listed = types
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == kind.problem_type()));
+            assert!(
+                listed,
+                "{kind:?}: {} not in schemas/error.schema.json",
+                kind.problem_type()
+            );
+            let status = serde_json::json!(kind.http_status());
+            assert!(
+                statuses.as_array().is_some_and(|s| s.contains(&status)),
+                "{kind:?}: status {status}"
+            );
+        }
+    }
 }

@@ -31,6 +31,18 @@ pub struct Decoded {
 }
 
 impl Decoded {
+    /// Rows from a format that carries its own types (NDJSON after
+    /// inference, Parquet, Arrow IPC): what was decoded is what it looks like.
+    pub(crate) fn typed(source_name: &str, schema: Arc<Schema>, batches: Vec<RecordBatch>) -> Self {
+        Self {
+            source_name: source_name.to_string(),
+            inferred: schema.clone(),
+            schema,
+            batches,
+            header_line: false,
+        }
+    }
+
     /// Total number of rows.
     pub fn rows(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()

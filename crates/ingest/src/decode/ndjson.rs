@@ -21,13 +21,7 @@ pub(super) fn decode(bytes: &[u8], source_name: &str) -> Result<Decoded> {
     let batches = reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| locate_syntax_error(bytes, source_name, e))?;
-    Ok(Decoded {
-        source_name: source_name.to_string(),
-        inferred: schema.clone(),
-        schema,
-        batches,
-        header_line: false,
-    })
+    Ok(Decoded::typed(source_name, schema, batches))
 }
 
 /// arrow-json infers fields in sorted order; a new table should keep the

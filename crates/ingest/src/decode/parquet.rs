@@ -16,11 +16,5 @@ pub(super) fn decode(bytes: Vec<u8>, source_name: &str) -> Result<Decoded> {
     let batches = reader
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| malformed(source_name, "Parquet", e))?;
-    Ok(Decoded {
-        source_name: source_name.to_string(),
-        inferred: schema.clone(),
-        schema,
-        batches,
-        header_line: false,
-    })
+    Ok(Decoded::typed(source_name, schema, batches))
 }
