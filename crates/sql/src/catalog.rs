@@ -97,13 +97,17 @@ impl StatementSchema {
 #[async_trait]
 impl SchemaProvider for StatementSchema {
     fn table_names(&self) -> Vec<String> {
-        // DataFusion asks synchronously (SHOW TABLES, information_schema).
-        let warehouse = self.warehouse.clone();
-        let list = || tokio::runtime::Handle::current().block_on(warehouse.list_tables());
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::block_in_place(list).unwrap_or_default(),
-            Err(_) => Vec::new(),
+        // DataFusion asks synchronously (SHOW TABLES, information_schema);
+        // blocking is only allowed on a multi-thread runtime.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Vec::new();
+        };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            tracing::warn!("table listing needs a multi-thread runtime; showing no tables");
+            return Vec::new();
         }
+        let warehouse = self.warehouse.clone();
+        tokio::task::block_in_place(|| handle.block_on(warehouse.list_tables())).unwrap_or_default()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {

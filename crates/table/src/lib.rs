@@ -36,6 +36,6 @@ pub use kind::ErrorKind;
 pub use log::CommitEntry;
 pub use name::validate_table_name;
 pub use table::{CommitOptions, ProducerTxn, Table, WriteMode};
-pub use warehouse::{TableSpec, Warehouse, table_from_delta};
+pub use warehouse::{TableSpec, Warehouse};
 
 pub use deltalake;

@@ -7,7 +7,7 @@ use deltalake::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, ObjectStore, Path};
+use deltalake::{DeltaTableBuilder, DeltaTableError, ObjectStore, Path};
 use futures::TryStreamExt;
 use url::Url;
 
@@ -45,7 +45,6 @@ impl Warehouse {
 
     /// Like [`Warehouse::open`], with object-store options (credentials, endpoint).
     pub fn open_with_options(location: &str, storage_options: HashMap<String, String>) -> Result<Self> {
-        deltalake::ensure_table_uri(location).ok();
         let invalid = |reason: String| TableError::InvalidLocation {
             location: location.to_string(),
             reason,
@@ -259,9 +258,4 @@ impl Warehouse {
         tracing::info!(table = name, "dropped table");
         Ok(())
     }
-}
-
-/// Wraps an already opened [`DeltaTable`] for tests and advanced callers.
-pub fn table_from_delta(name: &str, delta: DeltaTable) -> Table {
-    Table::new(name, delta)
 }
