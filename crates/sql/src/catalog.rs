@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::SessionState;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use silt_table::{Table, TableError, Warehouse};
 
 /// Separator between a table name and its pinned version in rewritten SQL.
@@ -28,15 +28,17 @@ pub(crate) fn versioned_name(name: &str, version: u64) -> String {
 #[derive(Debug)]
 pub(crate) struct StatementSchema {
     warehouse: Warehouse,
-    runtime: Arc<RuntimeEnv>,
+    /// The engine's base session: scans follow its settings (Parquet filter
+    /// pushdown, view types) and register object stores in its runtime.
+    session: Arc<SessionState>,
     resolved: Mutex<HashMap<String, Table>>,
 }
 
 impl StatementSchema {
-    pub(crate) fn new(warehouse: Warehouse, runtime: Arc<RuntimeEnv>) -> Self {
+    pub(crate) fn new(warehouse: Warehouse, session: Arc<SessionState>) -> Self {
         Self {
             warehouse,
-            runtime,
+            session,
             resolved: Mutex::new(HashMap::new()),
         }
     }
@@ -87,9 +89,9 @@ impl StatementSchema {
         )) else {
             return;
         };
-        if self.runtime.object_store(&url).is_err() {
-            self.runtime
-                .register_object_store(url.as_ref(), log_store.root_object_store(None));
+        let runtime = self.session.runtime_env();
+        if runtime.object_store(&url).is_err() {
+            runtime.register_object_store(url.as_ref(), log_store.root_object_store(None));
         }
     }
 }
@@ -119,7 +121,14 @@ impl SchemaProvider for StatementSchema {
             return Ok(None);
         };
         self.register_store(&table);
-        let provider = table.delta().table_provider().await?;
+        // Without a session deltalake forces Parquet row-filter pushdown on,
+        // which made filtered scans ~3x slower than plain DataFusion
+        // (benches/results/2026-11-25-bulk.md).
+        let provider = table
+            .delta()
+            .table_provider()
+            .with_session(self.session.clone())
+            .await?;
         Ok(Some(provider))
     }
 

@@ -54,7 +54,7 @@ impl StatementOutput {
 #[derive(Clone)]
 pub struct Engine {
     warehouse: Warehouse,
-    base: SessionState,
+    base: Arc<SessionState>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -76,7 +76,10 @@ impl Engine {
             .with_config(config)
             .with_default_features()
             .build();
-        Self { warehouse, base }
+        Self {
+            warehouse,
+            base: Arc::new(base),
+        }
     }
 
     /// The warehouse this engine reads and writes.
@@ -148,16 +151,13 @@ impl Engine {
 
     /// Plans with DataFusion over a per-statement catalog and runs the plan.
     async fn plan_and_run(&self, mut statement: Statement) -> Result<StatementOutput> {
-        let schema = Arc::new(StatementSchema::new(
-            self.warehouse.clone(),
-            self.base.runtime_env().clone(),
-        ));
+        let schema = Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.clone()));
         pin_versions(&mut statement, &schema).await?;
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(SCHEMA, schema).map_err(SqlError::from)?;
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
-        let state = SessionStateBuilder::new_from_existing(self.base.clone())
+        let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
             .with_catalog_list(Arc::new(catalogs))
             .build();
         let plan = state
