@@ -12,7 +12,6 @@ use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use silt_table::{Table, TableError, Warehouse};
 
 /// Separator between a table name and its pinned version in rewritten SQL.
@@ -78,22 +77,6 @@ impl StatementSchema {
         self.pin(name.to_string(), table.clone());
         Ok(Some(table))
     }
-
-    fn register_store(&self, table: &Table) {
-        let log_store = table.delta().log_store();
-        let root = log_store.root_url();
-        let Ok(url) = ObjectStoreUrl::parse(format!(
-            "{}://{}",
-            root.scheme(),
-            &root[url::Position::BeforeHost..url::Position::AfterPort]
-        )) else {
-            return;
-        };
-        let runtime = self.session.runtime_env();
-        if runtime.object_store(&url).is_err() {
-            runtime.register_object_store(url.as_ref(), log_store.root_object_store(None));
-        }
-    }
 }
 
 #[async_trait]
@@ -120,7 +103,11 @@ impl SchemaProvider for StatementSchema {
         else {
             return Ok(None);
         };
-        self.register_store(&table);
+        // Scans read through the table's own object store (credentials, prefix).
+        table
+            .delta()
+            .update_datafusion_session(self.session.as_ref())
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         // Without a session deltalake forces Parquet row-filter pushdown on,
         // which made filtered scans ~3x slower than plain DataFusion
         // (benches/results/2026-11-25-bulk.md).

@@ -39,10 +39,16 @@ pub fn python() -> PathBuf {
 
 /// Runs `integration-tests/python/peer.py` with `args`; returns its JSON output.
 pub fn peer(args: &[&str]) -> Value {
+    peer_with_env(args, &[])
+}
+
+/// [`peer`] with extra environment (object-store credentials).
+pub fn peer_with_env(args: &[&str], envs: &[(String, String)]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/peer.py");
     let out = Command::new(python())
         .arg(script)
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .expect("runs python");
@@ -57,6 +63,10 @@ pub fn peer(args: &[&str]) -> Value {
 /// A temporary warehouse and the commands to drive silt against it.
 pub struct Silt {
     dir: tempfile::TempDir,
+    /// `SILT_WAREHOUSE` when not the local temp dir (e.g. `s3://…`).
+    location: Option<String>,
+    /// Extra environment for every command (object-store credentials).
+    envs: Vec<(String, String)>,
 }
 
 /// What a finished `silt` command left behind.
@@ -80,6 +90,17 @@ impl Silt {
     pub fn new() -> Self {
         Silt {
             dir: tempfile::tempdir().expect("tempdir"),
+            location: None,
+            envs: Vec::new(),
+        }
+    }
+
+    /// A warehouse at `location` (a URL), with `envs` set for every command.
+    pub fn at(location: &str, envs: Vec<(String, String)>) -> Self {
+        Silt {
+            location: Some(location.to_string()),
+            envs,
+            ..Silt::new()
         }
     }
 
@@ -100,9 +121,14 @@ impl Silt {
 
     /// Runs `silt args…` with the warehouse in `SILT_WAREHOUSE`.
     pub fn run(&self, args: &[&str]) -> Run {
+        let location = self
+            .location
+            .clone()
+            .unwrap_or_else(|| self.warehouse().to_string_lossy().into_owned());
         Command::new(silt_bin())
             .args(args)
-            .env("SILT_WAREHOUSE", self.warehouse())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .env("SILT_WAREHOUSE", location)
             .env_remove("SILT_FORMAT")
             .stdin(Stdio::null())
             .output()
@@ -155,5 +181,79 @@ impl Silt {
         let path = self.scratch(name);
         std::fs::write(&path, contents).expect("write input");
         path.to_string_lossy().into_owned()
+    }
+}
+
+/// A real S3-compatible server (moto's server mode from the peer venv) on a
+/// free loopback port, with one bucket; stopped on drop.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start(bucket: &str) -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let server = python().with_file_name("moto_server");
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (run scripts/setup-python.sh)",
+                    server.display()
+                )
+            });
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let create = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', \
+             aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='{bucket}')",
+            moto.endpoint
+        );
+        let status = Command::new(python())
+            .args(["-c", &create])
+            .status()
+            .expect("runs python");
+        assert!(status.success(), "cannot create bucket {bucket}");
+        moto
+    }
+
+    /// The `AWS_*` variables silt and the Python peers read.
+    pub fn envs(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -153,7 +153,11 @@ fn file_skipping_by_statistics() {
     // The scan follows the session's settings: without them deltalake forced
     // Parquet row-filter pushdown and fed it the predicate twice (3x slower
     // filtered scans in benches/results/2026-11-25-bulk.md).
-    assert_eq!(scan.matches("id@0 >= 150").count(), 1, "predicate applied once:\n{scan}");
+    assert_eq!(
+        scan.matches("id@0 >= 150").count(),
+        1,
+        "predicate applied once:\n{scan}"
+    );
     assert_eq!(
         silt.scalar("SELECT count(*) FROM nums WHERE id BETWEEN 150 AND 160"),
         json!(11)

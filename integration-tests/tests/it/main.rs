@@ -6,4 +6,5 @@ mod harness;
 mod cli_ingest;
 mod errors;
 mod interop;
+mod object_store;
 mod time_travel;
