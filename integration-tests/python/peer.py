@@ -119,3 +119,8 @@ def main():
 
 if __name__ == "__main__":
     main()
+    # Skip interpreter teardown: native runtimes' background threads have
+    # aborted it ("terminate called without an active exception") after the
+    # answer was already printed, failing a test that had passed.
+    sys.stdout.flush()
+    os._exit(0)
