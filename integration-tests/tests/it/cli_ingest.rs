@@ -95,3 +95,13 @@ fn warehouse_flag_and_table_list() {
     );
     assert_eq!(silt.ok(&["table", "list", "--format", "csv"]), "name\nb\n");
 }
+
+#[test]
+fn input_without_rows_commits_nothing() {
+    let silt = Silt::new();
+    silt.ok(&["sql", CREATE]);
+    let empty = silt.file("empty.csv", b"id,name,amount,day\n");
+    let out = silt.ok(&["ingest", "events", &empty]);
+    assert_eq!(out.trim(), "ingested 0 rows into events (version 0)");
+    assert_eq!(silt.version("events"), 0);
+}

@@ -50,6 +50,11 @@ pub(super) async fn run(
             warehouse.create_table(table_name, spec).await?
         }
     };
+    if rows == 0 {
+        // Nothing to add: no empty commit (deltalake refuses one anyway).
+        println!("ingested 0 rows into {table_name} (version {})", table.version());
+        return Ok(());
+    }
     let spinner = progress(None, "committing");
     let version = table
         .write(batches, WriteMode::Append, CommitOptions::default())
