@@ -27,4 +27,16 @@ step "build the silt binary the integration tests drive"
 cargo build -p silt
 
 step "cargo test"
-cargo test --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every runner (unit, doc, slt, integration).
+awk '
+  /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  /^slt: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+  END { printf "tests: %d passed, %d failed\n", p, f }
+' "$log"
+exit "$status"
