@@ -88,7 +88,6 @@ impl IngestError {
             IngestError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
-            IngestError::Io { .. } => ErrorKind::InvalidInput,
             _ => ErrorKind::InvalidInput,
         }
     }

@@ -49,7 +49,8 @@ impl StatementSchema {
         }
     }
 
-    fn pinned(&self, name: &str) -> Option<Table> {
+    /// The table already resolved under `name` in this statement, if any.
+    pub(crate) fn pinned(&self, name: &str) -> Option<Table> {
         self.resolved.lock().ok().and_then(|r| r.get(name).cloned())
     }
 

@@ -140,21 +140,37 @@ impl Engine {
                     datafusion::sql::sqlparser::ast::TableObject::TableName(name) => table_name(name)?,
                     other => return Err(SqlError::Unsupported(format!("INSERT INTO {other}"))),
                 };
-                let output = self.plan_and_run(Statement::Insert(insert)).await?;
+                let schema = self.statement_schema();
+                let output = self.plan_and_run(Statement::Insert(insert), &schema).await?;
                 let count = inserted_count(&output);
-                let version = self.warehouse.table(&name).await?.version();
+                // The target was pinned while planning; ask it for the new
+                // version rather than loading another snapshot.
+                let version = match schema.pinned(&name) {
+                    Some(table) => table.latest_version().await?,
+                    None => self.warehouse.table(&name).await?.version(),
+                };
                 Ok(StatementOutput::single(change_batch(&name, version, count)?))
             }
-            other => self.plan_and_run(other).await,
+            other => self.plan_and_run(other, &self.statement_schema()).await,
         }
     }
 
-    /// Plans with DataFusion over a per-statement catalog and runs the plan.
-    async fn plan_and_run(&self, mut statement: Statement) -> Result<StatementOutput> {
-        let schema = Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.clone()));
-        pin_versions(&mut statement, &schema).await?;
+    /// A fresh catalog schema for one statement.
+    fn statement_schema(&self) -> Arc<StatementSchema> {
+        Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.clone()))
+    }
+
+    /// Plans with DataFusion over the statement's catalog and runs the plan.
+    async fn plan_and_run(
+        &self,
+        mut statement: Statement,
+        schema: &Arc<StatementSchema>,
+    ) -> Result<StatementOutput> {
+        pin_versions(&mut statement, schema).await?;
         let catalog = MemoryCatalogProvider::new();
-        catalog.register_schema(SCHEMA, schema).map_err(SqlError::from)?;
+        catalog
+            .register_schema(SCHEMA, schema.clone())
+            .map_err(SqlError::from)?;
         let catalogs = MemoryCatalogProviderList::new();
         catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())

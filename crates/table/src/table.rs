@@ -122,8 +122,18 @@ impl Table {
     /// The table at `version`. Fails with [`TableError::VersionNotFound`] if
     /// the version was never written or its log entry has expired.
     pub async fn at_version(&self, version: u64) -> Result<Table> {
+        let range = self.log_range().await?;
+        self.load_in_range(version, range).await
+    }
+
+    /// `(earliest, latest)`: the versions whose commit files are in the log.
+    async fn log_range(&self) -> Result<(u64, u64)> {
         let latest = self.latest_version().await?;
         let earliest = earliest_version(self.store().as_ref(), latest).await?;
+        Ok((earliest, latest))
+    }
+
+    async fn load_in_range(&self, version: u64, (earliest, latest): (u64, u64)) -> Result<Table> {
         let not_found = || TableError::VersionNotFound {
             table: self.name.clone(),
             version,
@@ -150,9 +160,12 @@ impl Table {
     /// Commit times come from the log's `commitInfo`, not from file modification
     /// times, so copying or touching the log does not move history.
     pub async fn version_at(&self, at: DateTime<Utc>) -> Result<u64> {
+        let range = self.log_range().await?;
+        self.version_at_in_range(at, range).await
+    }
+
+    async fn version_at_in_range(&self, at: DateTime<Utc>, (earliest, latest): (u64, u64)) -> Result<u64> {
         let store = self.store();
-        let latest = self.latest_version().await?;
-        let earliest = earliest_version(store.as_ref(), latest).await?;
         let ts = |v: u64| {
             let store = store.clone();
             async move {
@@ -187,15 +200,15 @@ impl Table {
 
     /// The table as of instant `at` (see [`Table::version_at`]).
     pub async fn at_timestamp(&self, at: DateTime<Utc>) -> Result<Table> {
-        let version = self.version_at(at).await?;
-        self.at_version(version).await
+        let range = self.log_range().await?;
+        let version = self.version_at_in_range(at, range).await?;
+        self.load_in_range(version, range).await
     }
 
     /// Commits, newest first, at most `limit`.
     pub async fn history(&self, limit: Option<usize>) -> Result<Vec<CommitEntry>> {
         let store = self.store();
-        let latest = self.latest_version().await?;
-        let earliest = earliest_version(store.as_ref(), latest).await?;
+        let (earliest, latest) = self.log_range().await?;
         let mut out = Vec::new();
         for version in (earliest..=latest).rev() {
             if limit.is_some_and(|l| out.len() >= l) {
