@@ -34,6 +34,22 @@ fn parse_format(s: &str) -> Result<OutputFormat, String> {
     s.parse()
 }
 
+/// Talking to a running server instead of the warehouse directly.
+#[derive(Debug, Args, Clone)]
+pub struct RemoteArgs {
+    /// Push through a running `silt serve` at this URL (e.g. http://127.0.0.1:7070).
+    #[arg(long, env = "SILT_SERVER")]
+    pub server: Option<String>,
+    /// Bearer token for the server.
+    #[arg(long, env = "SILT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Producer id for exactly-once; by default derived from the table and
+    /// the files (path, size, modification time), so a rerun of the same
+    /// command skips the files already committed.
+    #[arg(long, env = "SILT_PRODUCER_ID")]
+    pub producer_id: Option<String>,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -61,6 +77,25 @@ pub enum Command {
         /// Create the table, inferring its schema, if it does not exist.
         #[arg(long)]
         create: bool,
+        /// Add the files' new columns to the table (nullable).
+        #[arg(long)]
+        evolve: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Serve the warehouse: HTTP API and Arrow Flight.
+    Serve {
+        #[command(flatten)]
+        warehouse: WarehouseArgs,
+        /// HTTP listen address.
+        #[arg(long, env = "SILT_HTTP", default_value = "127.0.0.1:7070")]
+        http: String,
+        /// Arrow Flight listen address.
+        #[arg(long, env = "SILT_FLIGHT", default_value = "127.0.0.1:7071")]
+        flight: String,
+        /// TOML config: tokens, limits (see schemas/config.schema.json).
+        #[arg(long, env = "SILT_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Inspect tables.
     Table {

@@ -46,12 +46,19 @@ impl From<silt_ingest::IngestError> for Failure {
     }
 }
 
-/// Logs go to stderr, off unless `RUST_LOG` asks, so stdout stays the result.
-pub fn init_tracing() {
+/// Logs go to stderr so stdout stays the result: off for one-shot commands
+/// unless `RUST_LOG` asks, silt's own info lines for `silt serve`.
+pub fn init_tracing(serving: bool) {
+    let default = if serving {
+        "warn,silt=info,silt_server=info,silt_ingest=info,silt_table=info"
+    } else {
+        "off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -10,7 +10,7 @@ mod failure;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    failure::init_tracing();
+    failure::init_tracing(matches!(cli.command, args::Command::Serve { .. }));
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),

@@ -46,6 +46,17 @@ pub fn infer_table_schema(inputs: &[Decoded]) -> Result<Arc<Schema>> {
 /// matched by name, missing nullable columns become null, and the first row
 /// that cannot be cast or breaks NOT NULL fails the whole input.
 pub fn conform_batches(input: &Decoded, target: &Arc<Schema>, table: &str) -> Result<Vec<RecordBatch>> {
+    conform_from_row(input, target, table, 0)
+}
+
+/// [`conform_batches`] for an input whose first row is row `first_row`
+/// (0-based) of its source, so errors name the source's row.
+pub(crate) fn conform_from_row(
+    input: &Decoded,
+    target: &Arc<Schema>,
+    table: &str,
+    first_row: u64,
+) -> Result<Vec<RecordBatch>> {
     for field in input.schema.fields() {
         if target.field_with_name(field.name()).is_err() {
             return Err(IngestError::UnknownColumn {
@@ -56,7 +67,7 @@ pub fn conform_batches(input: &Decoded, target: &Arc<Schema>, table: &str) -> Re
         }
     }
     let mut out = Vec::with_capacity(input.batches.len());
-    let mut row_offset = 0u64;
+    let mut row_offset = first_row;
     for batch in &input.batches {
         let mut columns = Vec::with_capacity(target.fields().len());
         for field in target.fields() {

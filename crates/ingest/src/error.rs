@@ -75,6 +75,31 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
+    /// The table's queue is full; the caller should retry after a pause.
+    #[error(
+        "table '{table}' is at its ingest queue limit ({limit_bytes} bytes queued); retry after {retry_after_secs} s"
+    )]
+    Overloaded {
+        /// Table name.
+        table: String,
+        /// The per-table limit.
+        limit_bytes: u64,
+        /// Suggested pause before the retry, in seconds.
+        retry_after_secs: u64,
+    },
+    /// The server is shutting down and takes no more writes.
+    #[error("ingest for table '{0}' is shutting down; retry against a running server")]
+    ShuttingDown(String),
+    /// The commit failed; nothing of the request was written.
+    #[error("commit to table '{table}' failed, nothing was written: {reason}")]
+    CommitFailed {
+        /// Table name.
+        table: String,
+        /// Kind of the underlying failure (conflict, storage, ...).
+        kind: ErrorKind,
+        /// What failed.
+        reason: String,
+    },
     /// The table layer refused.
     #[error(transparent)]
     Table(#[from] TableError),
@@ -88,7 +113,16 @@ impl IngestError {
             IngestError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
-            _ => ErrorKind::InvalidInput,
+            IngestError::InvalidRow { .. }
+            | IngestError::UnknownColumn { .. }
+            | IngestError::MissingColumn { .. }
+            | IngestError::SchemaConflict { .. } => ErrorKind::InvalidRows,
+            IngestError::Overloaded { .. } => ErrorKind::Overloaded,
+            IngestError::ShuttingDown(_) => ErrorKind::Overloaded,
+            IngestError::CommitFailed { kind, .. } => *kind,
+            IngestError::Malformed { .. } | IngestError::UnknownFormat(_) | IngestError::Io { .. } => {
+                ErrorKind::InvalidInput
+            }
         }
     }
 }

@@ -1,10 +1,13 @@
 //! silt-ingest turns files and request bodies into record batches that fit a
-//! table, and reports the first row that cannot be made to fit.
+//! table, reports the first row that cannot be made to fit, and runs the
+//! ingestion service: one group committer per table with exactly-once by
+//! (producer, sequence), schema evolution, dead letters and bounded queues.
 //!
 //! ```text
-//!  bytes ──decode::{csv,ndjson,parquet}──▶ batches (file's own types)
-//!        ──conform::conform_batch(table schema)──▶ batches (table's types)
-//!        ──silt_table::Table::write──▶ one Delta commit
+//!  bytes ──decode::{csv,ndjson,parquet,ipc}──▶ batches (file's own types)
+//!        ──evolve::target_schema + conform──▶ batches (table's types) | dead letters
+//!        ──Ingestor: per-table queue ──▶ committer: group ──▶ one Delta commit
+//!                                                        ──▶ ack every request
 //! ```
 //!
 //! Decoding uses the file's own (inferred) types, then every column is cast
@@ -19,12 +22,20 @@
 //! println!("{} rows in {} columns", decoded.rows(), decoded.schema.fields().len());
 //! ```
 
+mod committer;
 pub mod conform;
+pub mod dead_letter;
 pub mod decode;
 mod error;
+pub mod evolve;
 mod format;
+pub mod policy;
+mod service;
 
+pub use committer::{Ack, CommitStats};
 pub use conform::{conform_batches, infer_table_schema};
 pub use decode::{Decoded, decode_bytes, decode_reader};
 pub use error::{IngestError, Result};
 pub use format::Format;
+pub use policy::Policy;
+pub use service::{IngestConfig, IngestObserver, IngestRequest, Ingestor, NoObserver};

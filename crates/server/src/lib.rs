@@ -1,12 +1,181 @@
-//! silt-server will own the network surface: the axum HTTP API (`/v1/sql`,
-//! `/v1/tables`, `/v1/tables/{t}/rows`, `/v1/erasures`, `/healthz`,
-//! `/metrics`, `/openapi.json`), Arrow Flight (DoPut ingest, Flight SQL), auth
-//! and config. It wires silt-ingest, silt-sql and silt-erasure and translates
-//! their errors with `silt_table::ErrorKind`; it owns no logic of theirs.
+//! silt-server owns the network surface: the axum HTTP API (`/v1/tables`,
+//! `/v1/tables/{t}/rows`, `/healthz`, `/metrics`, `/openapi.json`), Arrow
+//! Flight `DoPut` ingest, bearer-token auth and the TOML config. It wires
+//! silt-ingest (and, later, silt-sql and silt-erasure) and translates their
+//! errors through `silt_table::ErrorKind`; it owns no logic of theirs.
 //!
-//! Not built yet: this crate is a placeholder so the workspace has the layout
-//! of `DESIGN.md`. See the ingestion and SQL endpoint issues.
+//! ```text
+//!  HTTP :7070 ── axum router ── auth ──┬─ /v1/tables*        → silt-table
+//!                                      └─ /v1/tables/t/rows  → silt-ingest Ingestor ─┐
+//!  Flight :7071 ── DoPut ── auth ──────────────────────────────────────────────────┤
+//!                                        one group committer per table ◀───────────┘
+//! ```
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), silt_server::ServerError> {
+//! silt_server::serve(silt_server::ServeOptions {
+//!     warehouse: "./silt-data".into(),
+//!     http: "127.0.0.1:7070".into(),
+//!     flight: "127.0.0.1:7071".into(),
+//!     config: None,
+//! })
+//! .await
+//! # }
 //! ```
-//! // Nothing to call yet; `silt serve` arrives with the ingestion issue.
-//! ```
+
+pub mod auth;
+pub mod config;
+mod error;
+pub mod flight;
+pub mod http;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use silt_ingest::{IngestConfig, Ingestor};
+use silt_table::Warehouse;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::{ApiError, Problem, ServerError};
+
+/// What `silt serve` was asked for.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Warehouse directory or object-store URL.
+    pub warehouse: String,
+    /// HTTP listen address (`127.0.0.1:0` picks a free port).
+    pub http: String,
+    /// Flight listen address.
+    pub flight: String,
+    /// Optional TOML config file.
+    pub config: Option<PathBuf>,
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, ServerError> {
+    text.parse()
+        .map_err(|e: std::net::AddrParseError| ServerError::Bind {
+            addr: text.to_string(),
+            reason: format!("{e}; use IP:PORT such as 127.0.0.1:7070"),
+        })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|e| ServerError::Bind {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs the server until SIGINT/SIGTERM, then stops taking requests, lets
+/// in-flight ones finish and waits for every queued commit.
+///
+/// Once both listeners are bound it prints one line on stdout:
+/// `silt listening http=ADDR flight=ADDR`.
+pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
+    let config = match &options.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let auth = auth::Auth::new(&config.auth);
+    let http_addr = parse_addr(&options.http)?;
+    let flight_addr = parse_addr(&options.flight)?;
+    for addr in [http_addr, flight_addr] {
+        if !auth.enabled() && !addr.ip().is_loopback() {
+            return Err(ServerError::OpenNonLoopback {
+                addr: addr.to_string(),
+            });
+        }
+    }
+    let warehouse = Warehouse::open(&options.warehouse)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let ingest_config = IngestConfig {
+        max_queued_bytes: config.ingest.max_queued_bytes,
+        group_commit: config.ingest.group_commit,
+    };
+    let ingestor = Arc::new(Ingestor::with_observer(
+        warehouse.clone(),
+        ingest_config,
+        metrics.clone(),
+    ));
+    let http_listener = bind(http_addr).await?;
+    let flight_listener = bind(flight_addr).await?;
+    let local = |l: &TcpListener, fallback: SocketAddr| l.local_addr().unwrap_or(fallback);
+    let (http_local, flight_local) = (
+        local(&http_listener, http_addr),
+        local(&flight_listener, flight_addr),
+    );
+
+    let state = http::AppState {
+        warehouse: warehouse.clone(),
+        ingestor: ingestor.clone(),
+        auth: auth.clone(),
+        metrics,
+        max_body_bytes: config.ingest.max_body_bytes,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = receiver.wait_for(|stop| *stop).await;
+    };
+    let http_server =
+        axum::serve(http_listener, http::router(state)).with_graceful_shutdown(wait(stopped.clone()));
+    let flight_service = FlightServiceServer::new(flight::FlightIngest::new(ingestor.clone(), auth))
+        .max_decoding_message_size(usize::try_from(config.ingest.max_body_bytes).unwrap_or(usize::MAX));
+    let flight_server = tonic::transport::Server::builder()
+        .add_service(flight_service)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(flight_listener),
+            wait(stopped.clone()),
+        );
+
+    println!("silt listening http={http_local} flight={flight_local}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(warehouse = warehouse.display_location(), http = %http_local, flight = %flight_local, "serving");
+
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests and commits");
+        let _ = stop.send(true);
+    });
+    let (http_result, flight_result) =
+        tokio::join!(async { http_server.await }, async { flight_server.await });
+    signals.abort();
+    // Listeners are closed and in-flight requests answered; drain the queues.
+    ingestor.shutdown().await;
+    tracing::info!("stopped");
+    http_result.map_err(|e| ServerError::Serve {
+        service: "http",
+        reason: e.to_string(),
+    })?;
+    flight_result.map_err(|e| ServerError::Serve {
+        service: "flight",
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -151,3 +151,66 @@ pub(crate) fn arrow_type(sql: &SqlType) -> std::result::Result<DataType, String>
         other => return Err(format!("type {other} is not supported")),
     })
 }
+
+/// Parses a SQL type name (`BIGINT`, `DECIMAL(10,2)`, `TIMESTAMP`, …) into
+/// the Arrow type silt stores it as.
+pub fn parse_data_type(text: &str) -> Result<DataType> {
+    use datafusion::sql::sqlparser::dialect::DatabricksDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let invalid = |reason: String| SqlError::Invalid(format!("type '{text}': {reason}"));
+    let dialect = DatabricksDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| invalid(e.to_string()))?;
+    let sql_type = parser.parse_data_type().map_err(|e| invalid(e.to_string()))?;
+    if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
+        return Err(invalid("unexpected text after the type".to_string()));
+    }
+    arrow_type(&sql_type).map_err(invalid)
+}
+
+/// The SQL name of an Arrow type, as `parse_data_type` reads it back;
+/// nested types fall back to Arrow's notation.
+pub fn sql_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BINARY".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMP".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod type_name_tests {
+    use super::*;
+
+    #[test]
+    fn type_names_round_trip() {
+        for text in [
+            "BIGINT",
+            "INT",
+            "DOUBLE",
+            "STRING",
+            "DATE",
+            "TIMESTAMP",
+            "DECIMAL(10,2)",
+            "BOOLEAN",
+        ] {
+            let parsed = parse_data_type(text).expect(text);
+            assert_eq!(sql_type_name(&parsed), text);
+        }
+        assert_eq!(parse_data_type("varchar").expect("varchar"), DataType::Utf8);
+        assert!(parse_data_type("BIGINT; DROP").is_err());
+        assert!(parse_data_type("nonsense").is_err());
+    }
+}

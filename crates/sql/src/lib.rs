@@ -35,6 +35,7 @@ mod history;
 mod statement;
 mod time_travel;
 
+pub use ddl::{parse_data_type, sql_type_name};
 pub use encode::{OutputFormat, encode, json_document};
 pub use engine::{CATALOG, Engine, SCHEMA, StatementOutput};
 pub use error::{Result, SqlError};

@@ -12,8 +12,21 @@ pub enum ErrorKind {
     NotFound,
     /// The thing being created exists already.
     AlreadyExists,
-    /// The caller's input is wrong: bad SQL, bad row, bad value, bad name.
+    /// The caller's input is wrong: bad SQL, malformed body, bad name.
     InvalidInput,
+    /// The input is well-formed but its rows do not fit the table (a value
+    /// of the wrong type, an unknown column, a null in a NOT NULL column).
+    InvalidRows,
+    /// The request body is larger than the server accepts.
+    TooLarge,
+    /// The body's media type is not one silt decodes.
+    UnsupportedMediaType,
+    /// The server is at capacity for this table; retry later.
+    Overloaded,
+    /// No valid credentials were presented.
+    Unauthenticated,
+    /// The credentials' role does not allow the operation.
+    Forbidden,
     /// A concurrent commit won and the operation could not be retried.
     Conflict,
     /// The operation is valid but not supported (yet).
@@ -28,8 +41,15 @@ impl ErrorKind {
         match self {
             ErrorKind::Internal => 1,
             ErrorKind::NotFound => 3,
-            ErrorKind::InvalidInput | ErrorKind::AlreadyExists | ErrorKind::Unsupported => 4,
+            ErrorKind::InvalidInput
+            | ErrorKind::InvalidRows
+            | ErrorKind::TooLarge
+            | ErrorKind::UnsupportedMediaType
+            | ErrorKind::AlreadyExists
+            | ErrorKind::Unsupported => 4,
             ErrorKind::Conflict => 5,
+            ErrorKind::Overloaded => 6,
+            ErrorKind::Unauthenticated | ErrorKind::Forbidden => 7,
         }
     }
 
@@ -39,6 +59,12 @@ impl ErrorKind {
             ErrorKind::NotFound => 404,
             ErrorKind::AlreadyExists | ErrorKind::Conflict => 409,
             ErrorKind::InvalidInput => 400,
+            ErrorKind::InvalidRows => 422,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::Overloaded => 429,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
             ErrorKind::Unsupported => 501,
             ErrorKind::Internal => 500,
         }
@@ -50,9 +76,36 @@ impl ErrorKind {
             ErrorKind::NotFound => "https://silt.dev/problems/not-found",
             ErrorKind::AlreadyExists => "https://silt.dev/problems/already-exists",
             ErrorKind::InvalidInput => "https://silt.dev/problems/invalid-input",
+            ErrorKind::InvalidRows => "https://silt.dev/problems/invalid-rows",
+            ErrorKind::TooLarge => "https://silt.dev/problems/too-large",
+            ErrorKind::UnsupportedMediaType => "https://silt.dev/problems/unsupported-media-type",
+            ErrorKind::Overloaded => "https://silt.dev/problems/overloaded",
+            ErrorKind::Unauthenticated => "https://silt.dev/problems/unauthenticated",
+            ErrorKind::Forbidden => "https://silt.dev/problems/forbidden",
             ErrorKind::Conflict => "https://silt.dev/problems/conflict",
             ErrorKind::Unsupported => "https://silt.dev/problems/unsupported",
             ErrorKind::Internal => "https://silt.dev/problems/internal",
+        }
+    }
+
+    /// The last segment of the problem type (`not-found`, `invalid-rows`…),
+    /// a fixed word fit for a metric label.
+    pub fn slug(self) -> &'static str {
+        self.problem_type().rsplit('/').next().unwrap_or("internal")
+    }
+
+    /// The gRPC status code (as its number in the gRPC spec) for Flight.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            ErrorKind::InvalidInput | ErrorKind::InvalidRows | ErrorKind::UnsupportedMediaType => 3,
+            ErrorKind::NotFound => 5,
+            ErrorKind::AlreadyExists => 6,
+            ErrorKind::Forbidden => 7,
+            ErrorKind::TooLarge | ErrorKind::Overloaded => 8,
+            ErrorKind::Conflict => 10,
+            ErrorKind::Unsupported => 12,
+            ErrorKind::Internal => 13,
+            ErrorKind::Unauthenticated => 16,
         }
     }
 }
@@ -67,7 +120,25 @@ mod tests {
         assert_eq!(ErrorKind::NotFound.exit_code(), 3);
         assert_eq!(ErrorKind::InvalidInput.exit_code(), 4);
         assert_eq!(ErrorKind::Conflict.exit_code(), 5);
+        assert_eq!(ErrorKind::Overloaded.exit_code(), 6);
+        assert_eq!(ErrorKind::Forbidden.exit_code(), 7);
     }
+
+    /// Every kind, for tests that must cover them all.
+    pub(crate) const ALL: [ErrorKind; 12] = [
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidRows,
+        ErrorKind::TooLarge,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::Overloaded,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::Conflict,
+        ErrorKind::Unsupported,
+        ErrorKind::Internal,
+    ];
 
     #[test]
     fn problem_types_and_statuses_are_the_ones_the_error_schema_allows() {
@@ -75,14 +146,7 @@ mod tests {
             serde_json::from_str(include_str!("../../../schemas/error.schema.json")).expect("valid JSON");
         let types = &schema["properties"]["type"]["enum"];
         let statuses = &schema["properties"]["status"]["enum"];
-        for kind in [
-            ErrorKind::NotFound,
-            ErrorKind::AlreadyExists,
-            ErrorKind::InvalidInput,
-            ErrorKind::Conflict,
-            ErrorKind::Unsupported,
-            ErrorKind::Internal,
-        ] {
+        for kind in ALL {
             let listed = types
                 .as_array()
                 .is_some_and(|t| t.iter().any(|t| t == kind.problem_type()));

@@ -41,6 +41,12 @@ pub struct CommitOptions {
     pub transactions: Vec<ProducerTxn>,
     /// Extra `commitInfo` fields (must never hold data values).
     pub metadata: HashMap<String, serde_json::Value>,
+    /// Add the batches' new (nullable) columns to the table schema in the
+    /// same commit (Delta schema evolution, deltalake's `SchemaMode::Merge`).
+    pub merge_schema: bool,
+    /// Do not write a checkpoint inline even when the checkpoint interval
+    /// is reached; the caller writes them in the background ([`Table::checkpoint`]).
+    pub skip_checkpoint: bool,
 }
 
 /// A table opened at one version. Cheap to clone; a clone is an independent
@@ -255,20 +261,56 @@ impl Table {
         let props = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata(options.metadata)
-            .with_cleanup_expired_logs(Some(false));
+            .with_cleanup_expired_logs(Some(false))
+            .with_create_checkpoint(!options.skip_checkpoint);
         let save_mode = match mode {
             WriteMode::Append => SaveMode::Append,
             WriteMode::Overwrite => SaveMode::Overwrite,
         };
-        let written = self
+        let mut builder = self
             .delta
             .clone()
             .write(batches)
             .with_save_mode(save_mode)
-            .with_commit_properties(props)
+            .with_commit_properties(props);
+        if options.merge_schema {
+            builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
+        }
+        let written = builder
             .await
             .map_err(|source| TableError::delta(&self.name, source))?;
         self.delta = written;
+        Ok(self.version())
+    }
+
+    /// Commits only the producers' `txn` actions, with no data: how a group
+    /// whose rows were all rejected (dead-lettered) still records that its
+    /// sequences were handled, so their retries are duplicates.
+    pub async fn commit_transactions(&mut self, transactions: &[ProducerTxn]) -> Result<u64> {
+        let now = Utc::now().timestamp_millis();
+        let txns = transactions
+            .iter()
+            .map(|t| Transaction {
+                app_id: t.producer.clone(),
+                version: t.sequence,
+                last_updated: Some(now),
+            })
+            .collect();
+        let operation = deltalake::protocol::DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let props = CommitProperties::default()
+            .with_application_transactions(txns)
+            .with_create_checkpoint(false)
+            .with_cleanup_expired_logs(Some(false));
+        let snapshot = self.state()?.clone();
+        let finalized = deltalake::kernel::transaction::CommitBuilder::from(props)
+            .build(Some(&snapshot), self.delta.log_store(), operation)
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))?;
+        self.delta.state = Some(finalized.snapshot());
         Ok(self.version())
     }
 
@@ -285,6 +327,23 @@ impl Table {
             .map_err(|source| TableError::delta(&self.name, source))?;
         self.delta = updated;
         Ok(self.version())
+    }
+
+    /// Writes a checkpoint of this handle's version (so readers and log
+    /// expiry need not replay every JSON commit).
+    pub async fn checkpoint(&self) -> Result<()> {
+        deltalake::protocol::checkpoints::create_checkpoint(&self.delta, None)
+            .await
+            .map_err(|source| TableError::delta(&self.name, source))
+    }
+
+    /// The table's checkpoint interval (`delta.checkpointInterval`, default 100).
+    pub fn checkpoint_interval(&self) -> u64 {
+        self.properties()
+            .ok()
+            .and_then(|p| p.get("delta.checkpointInterval").and_then(|v| v.parse().ok()))
+            .filter(|n| *n > 0)
+            .unwrap_or(100)
     }
 
     /// Moves this handle to the newest version in storage.

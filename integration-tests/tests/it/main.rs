@@ -2,9 +2,11 @@
 //! (and, for interop, the Python peers) against a fresh temporary warehouse.
 
 mod harness;
+mod server;
 
 mod cli_ingest;
 mod errors;
 mod interop;
 mod object_store;
+mod serve_ingest;
 mod time_travel;

@@ -1,6 +1,8 @@
 //! One module per subcommand; `run` builds the runtime and dispatches.
 
 mod ingest;
+mod remote_ingest;
+mod serve;
 mod sql;
 mod table;
 
@@ -31,7 +33,27 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 files,
                 format,
                 create,
+                evolve,
+                remote,
             } => {
+                if let Some(server) = &remote.server {
+                    return remote_ingest::run(
+                        server,
+                        &remote,
+                        &table,
+                        &files,
+                        format.as_deref(),
+                        create,
+                        evolve,
+                    )
+                    .await;
+                }
+                if evolve {
+                    return Err(Failure::new(
+                        ErrorKind::Unsupported,
+                        "--evolve needs --server (embedded ingest keeps the table schema)",
+                    ));
+                }
                 ingest::run(
                     &open(&warehouse.warehouse)?,
                     &table,
@@ -41,6 +63,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 )
                 .await
             }
+            Command::Serve {
+                warehouse,
+                http,
+                flight,
+                config,
+            } => serve::run(warehouse.warehouse, http, flight, config).await,
             Command::Table {
                 warehouse,
                 format,

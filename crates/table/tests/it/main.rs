@@ -60,6 +60,7 @@ async fn producer_transactions_round_trip_through_the_log() {
             },
         ],
         metadata: HashMap::new(),
+        ..CommitOptions::default()
     };
     let version = table
         .write(vec![batch(&[1, 2])], WriteMode::Append, options)

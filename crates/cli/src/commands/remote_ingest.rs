@@ -1,0 +1,171 @@
+//! `silt ingest --server URL`: push files through a running server, one
+//! request per file, exactly-once by (producer id, file number).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use silt_ingest::Format;
+use silt_table::ErrorKind;
+
+use crate::args::RemoteArgs;
+use crate::failure::Failure;
+
+/// Attempts per file for retryable answers (429, 5xx, connection errors).
+const ATTEMPTS: u32 = 8;
+
+pub(super) async fn run(
+    server: &str,
+    remote: &RemoteArgs,
+    table: &str,
+    files: &[PathBuf],
+    format: Option<&str>,
+    create: bool,
+    evolve: bool,
+) -> Result<(), Failure> {
+    silt_table::validate_table_name(table)?;
+    let forced = format.map(str::parse::<Format>).transpose()?;
+    let producer = match &remote.producer_id {
+        Some(id) => id.clone(),
+        None => stable_producer_id(table, files)?,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot build HTTP client: {e}")))?;
+    let url = format!("{}/v1/tables/{table}/rows", server.trim_end_matches('/'));
+    let (mut rows, mut rejected, mut duplicates, mut version) = (0u64, 0u64, 0usize, None);
+    for (index, path) in files.iter().enumerate() {
+        let name = path.display().to_string();
+        let format = forced.or_else(|| Format::from_path(path)).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::InvalidInput,
+                format!("{name}: cannot tell the format from the extension; pass --format"),
+            )
+        })?;
+        let body = std::fs::read(path)
+            .map_err(|e| Failure::new(ErrorKind::NotFound, format!("cannot read {name}: {e}")))?;
+        let sequence = index as u64 + 1;
+        let answer = send(
+            &client, &url, remote, &producer, sequence, format, body, create, evolve,
+        )
+        .await
+        .map_err(|f| Failure::new(f.0, format!("{name}: {}", f.1)))?;
+        rows += answer["rows_written"].as_u64().unwrap_or(0);
+        rejected += answer["rows_rejected"].as_u64().unwrap_or(0);
+        if answer["duplicate"].as_bool() == Some(true) {
+            duplicates += 1;
+        }
+        version = answer["version"].as_u64().or(version);
+    }
+    let version = version.map(|v| format!(" (version {v})")).unwrap_or_default();
+    let mut line = format!("ingested {rows} rows into {table}{version}");
+    if rejected > 0 {
+        line.push_str(&format!(", {rejected} rows to dead letters"));
+    }
+    if duplicates > 0 {
+        line.push_str(&format!(", {duplicates} files already ingested (skipped)"));
+    }
+    println!("{line}");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    remote: &RemoteArgs,
+    producer: &str,
+    sequence: u64,
+    format: Format,
+    body: Vec<u8>,
+    create: bool,
+    evolve: bool,
+) -> Result<serde_json::Value, (ErrorKind, String)> {
+    let content_type = match format {
+        Format::Csv => "text/csv",
+        Format::Ndjson => "application/x-ndjson",
+        Format::Parquet => "application/vnd.apache.parquet",
+        Format::ArrowIpc => "application/vnd.apache.arrow.stream",
+    };
+    let mut delay = Duration::from_millis(200);
+    let mut last = (ErrorKind::Internal, "no attempt made".to_string());
+    for _ in 0..ATTEMPTS {
+        let mut request = client
+            .post(url)
+            .query(&[("create", create), ("evolve", evolve)])
+            .header("content-type", content_type)
+            .header("silt-producer-id", producer)
+            .header("silt-sequence", sequence.to_string())
+            .body(body.clone());
+        if let Some(token) = &remote.token {
+            request = request.bearer_auth(token);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let text = response.text().await.unwrap_or_default();
+                let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+                if status.is_success() {
+                    return Ok(doc);
+                }
+                let detail = doc["detail"].as_str().map(str::to_string).unwrap_or(text);
+                let kind = kind_of(status.as_u16());
+                if status.as_u16() != 429 && !status.is_server_error() {
+                    return Err((kind, detail));
+                }
+                last = (kind, detail);
+                if let Some(seconds) = retry_after {
+                    delay = Duration::from_secs(seconds.min(30));
+                }
+            }
+            Err(error) => last = (ErrorKind::Internal, format!("cannot reach {url}: {error}")),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    Err(last)
+}
+
+fn kind_of(status: u16) -> ErrorKind {
+    match status {
+        401 => ErrorKind::Unauthenticated,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        413 => ErrorKind::TooLarge,
+        415 => ErrorKind::UnsupportedMediaType,
+        422 => ErrorKind::InvalidRows,
+        429 => ErrorKind::Overloaded,
+        400..=499 => ErrorKind::InvalidInput,
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// A producer id that is the same for the same table and files (path,
+/// size, modification time), so rerunning a failed command skips what was
+/// committed.
+fn stable_producer_id(table: &str, files: &[PathBuf]) -> Result<String, Failure> {
+    let mut key = format!("silt-ingest\n{table}\n");
+    for path in files {
+        let name = path.display().to_string();
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Failure::new(ErrorKind::NotFound, format!("cannot read {name}: {e}")))?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| Path::new(path).to_path_buf());
+        key.push_str(&format!("{}\t{}\t{modified}\n", absolute.display(), meta.len()));
+    }
+    Ok(format!(
+        "silt-ingest-{}",
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, key.as_bytes())
+    ))
+}

@@ -1,0 +1,23 @@
+//! `silt serve`: the HTTP API and Arrow Flight over one warehouse.
+
+use std::path::PathBuf;
+
+use silt_server::{ServeOptions, ServerError};
+
+use crate::failure::Failure;
+
+pub(super) async fn run(
+    warehouse: String,
+    http: String,
+    flight: String,
+    config: Option<PathBuf>,
+) -> Result<(), Failure> {
+    silt_server::serve(ServeOptions {
+        warehouse,
+        http,
+        flight,
+        config,
+    })
+    .await
+    .map_err(|e: ServerError| Failure::new(e.kind(), e))
+}

@@ -1,0 +1,471 @@
+//! The per-table group committer: one task per table owns the table handle
+//! and turns everything queued while the previous commit was in flight into
+//! the next single Delta commit.
+//!
+//! ```text
+//!  request ─┐                       ┌─ dedupe by (producer, sequence) against txn state
+//!  request ─┼─▶ mpsc queue ─▶ group ┼─ dead letters → _silt_dead_letters
+//!  request ─┘   (bytes bounded)     └─ one commit: rows + one txn per producer ─▶ ack all
+//! ```
+//!
+//! Exactly-once: a producer's last committed sequence is read from the
+//! table's `txn` state (cached, and valid only for the handle's version). A
+//! commit carries a `txn` per producer in the group, so a concurrent commit by
+//! another server that touched the same producer makes deltalake's conflict
+//! checker fail ours (`ConcurrentTransaction`); the committer then re-reads the
+//! log and decides again. Nothing is acked before its commit is durable.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::new_null_array;
+use arrow::compute::cast;
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use silt_table::{CommitOptions, ErrorKind, ProducerTxn, Table, TableError, Warehouse, WriteMode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::dead_letter::{DeadLetter, Origin, dead_letter_batch, dead_letter_schema};
+use crate::error::{IngestError, Result};
+use crate::policy::{DEAD_LETTER_TABLE, Policy};
+use crate::service::{IngestObserver, Shared};
+
+/// How many times a group is re-decided after a commit conflict.
+const MAX_CONFLICT_RETRIES: usize = 20;
+
+/// What a request gets back once its rows are durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Table name.
+    pub table: String,
+    /// The version that holds the rows (for a duplicate: the table's version
+    /// when it was recognised).
+    pub version: u64,
+    /// Rows committed to the table.
+    pub rows_written: u64,
+    /// Rows sent to the dead-letter table.
+    pub rows_rejected: u64,
+    /// The producer's sequence had been committed before; nothing written.
+    pub duplicate: bool,
+}
+
+/// One request's conformed rows, waiting in a table's queue.
+pub(crate) struct Submission {
+    pub producer: Option<(String, u64)>,
+    /// The schema `batches` have (the table's, plus new columns if evolving).
+    pub schema: Arc<Schema>,
+    pub batches: Vec<RecordBatch>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub evolve: bool,
+    pub received_at: DateTime<Utc>,
+    /// Bytes charged to the table's queue.
+    pub bytes: u64,
+    pub reply: oneshot::Sender<Result<Ack>>,
+}
+
+impl Submission {
+    fn rows(&self) -> u64 {
+        self.batches.iter().map(|b| b.num_rows() as u64).sum()
+    }
+}
+
+/// How the committer groups (server-wide settings; per-table knobs are in [`Policy`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupSettings {
+    /// `false`: one commit per request (for comparison benchmarks).
+    pub group_commit: bool,
+}
+
+pub(crate) struct Committer {
+    table: Table,
+    warehouse: Warehouse,
+    dead_letters: Option<Table>,
+    shared: Arc<Shared>,
+    settings: GroupSettings,
+    observer: Arc<dyn IngestObserver>,
+    /// Producer → last committed sequence, valid for `known_at`.
+    known: HashMap<String, i64>,
+    known_at: u64,
+    checkpointing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Committer {
+    pub(crate) fn new(
+        table: Table,
+        warehouse: Warehouse,
+        shared: Arc<Shared>,
+        settings: GroupSettings,
+        observer: Arc<dyn IngestObserver>,
+    ) -> Self {
+        let known_at = table.version();
+        Self {
+            table,
+            warehouse,
+            dead_letters: None,
+            shared,
+            settings,
+            observer,
+            known: HashMap::new(),
+            known_at,
+            checkpointing: None,
+        }
+    }
+
+    /// Runs until every sender is gone and the queue is drained.
+    pub(crate) async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Submission>) {
+        while let Some(first) = queue.recv().await {
+            let policy = self.shared.policy();
+            let mut bytes = first.bytes;
+            let mut group = vec![first];
+            if self.settings.group_commit {
+                if !policy.linger.is_zero() {
+                    let deadline = tokio::time::Instant::now() + policy.linger;
+                    while bytes < policy.max_commit_bytes {
+                        match tokio::time::timeout_at(deadline, queue.recv()).await {
+                            Ok(Some(next)) => {
+                                bytes += next.bytes;
+                                group.push(next);
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                while bytes < policy.max_commit_bytes {
+                    match queue.try_recv() {
+                        Ok(next) => {
+                            bytes += next.bytes;
+                            group.push(next);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            self.commit_group(group).await;
+            self.shared.release(bytes);
+            self.observer
+                .queued(self.table.name(), self.shared.queued_bytes());
+        }
+        if let Some(task) = self.checkpointing.take() {
+            let _ = task.await;
+        }
+        tracing::debug!(table = self.table.name(), "committer stopped");
+    }
+
+    async fn last_sequence(&mut self, producer: &str) -> Result<i64> {
+        if self.known_at != self.table.version() {
+            self.known.clear();
+            self.known_at = self.table.version();
+        }
+        if let Some(seq) = self.known.get(producer) {
+            return Ok(*seq);
+        }
+        let seq = self.table.producer_sequence(producer).await?.unwrap_or(-1);
+        self.known.insert(producer.to_string(), seq);
+        Ok(seq)
+    }
+
+    async fn commit_group(&mut self, mut group: Vec<Submission>) {
+        let started = Instant::now();
+        let name = self.table.name().to_string();
+        // Rows conformed to an older schema, or evolving ones, are aligned to
+        // one schema for the commit; a request whose rows cannot be is failed alone.
+        let schema = match self.table.schema() {
+            Ok(schema) => schema,
+            Err(error) => return fail_all(group, &name, &error.into()),
+        };
+        let (target, evolve) = group_schema(&schema, &group);
+        let mut aligned = Vec::with_capacity(group.len());
+        for mut submission in group.drain(..) {
+            match align_all(&submission.batches, &target) {
+                Ok(batches) => {
+                    submission.batches = batches;
+                    aligned.push(submission);
+                }
+                Err(reason) => {
+                    let _ = submission.reply.send(Err(IngestError::SchemaConflict {
+                        source_name: "request".into(),
+                        reason,
+                    }));
+                }
+            }
+        }
+        let group = aligned;
+        let mut dead_letters_written = false;
+        for attempt in 0..=MAX_CONFLICT_RETRIES {
+            let decision = match self.decide(&group).await {
+                Ok(decision) => decision,
+                Err(error) => return fail_all(group, &name, &error),
+            };
+            if !dead_letters_written {
+                // At-least-once: dead letters are written before the data
+                // commit; a retried request may record its bad rows twice.
+                if let Err(error) = self.write_dead_letters(&group, &decision).await {
+                    return fail_all(group, &name, &error);
+                }
+                dead_letters_written = true;
+            }
+            let batches: Vec<RecordBatch> = decision
+                .writes
+                .iter()
+                .flat_map(|i| group[*i].batches.iter().cloned())
+                .collect();
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let transactions: Vec<ProducerTxn> = decision
+                .sequences
+                .iter()
+                .map(|(producer, sequence)| ProducerTxn {
+                    producer: producer.clone(),
+                    sequence: *sequence,
+                })
+                .collect();
+            let before = self.table.version();
+            let result = if rows > 0 {
+                let options = CommitOptions {
+                    transactions: transactions.clone(),
+                    metadata: HashMap::from([(
+                        "silt.ingest.requests".to_string(),
+                        serde_json::json!(decision.writes.len()),
+                    )]),
+                    merge_schema: evolve,
+                    skip_checkpoint: true,
+                };
+                self.table.write(batches, WriteMode::Append, options).await
+            } else if !transactions.is_empty() {
+                self.table.commit_transactions(&transactions).await
+            } else {
+                Ok(before)
+            };
+            match result {
+                Ok(version) => {
+                    if version == before + 1 && self.known_at == before {
+                        self.known.extend(decision.sequences.clone());
+                        self.known_at = version;
+                    }
+                    self.after_commit(before, version);
+                    let rejected: u64 = group.iter().map(|s| s.dead_letters.len() as u64).sum();
+                    self.observer.committed(
+                        &name,
+                        &CommitStats {
+                            requests: group.len(),
+                            rows,
+                            rows_rejected: rejected,
+                            duplicates: decision.duplicates.len(),
+                            committed: version != before,
+                            seconds: started.elapsed().as_secs_f64(),
+                        },
+                    );
+                    for (index, submission) in group.into_iter().enumerate() {
+                        let duplicate = decision.duplicates.contains(&index);
+                        let ack = Ack {
+                            table: name.clone(),
+                            version,
+                            rows_written: if duplicate { 0 } else { submission.rows() },
+                            rows_rejected: if duplicate {
+                                0
+                            } else {
+                                submission.dead_letters.len() as u64
+                            },
+                            duplicate,
+                        };
+                        let _ = submission.reply.send(Ok(ack));
+                    }
+                    return;
+                }
+                Err(TableError::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    tracing::info!(table = %name, attempt, "commit conflict; re-reading the log and deciding again");
+                    if let Err(error) = self.table.refresh().await {
+                        return fail_all(group, &name, &error.into());
+                    }
+                }
+                Err(error) => {
+                    // The handle may be behind or ahead of what is durable:
+                    // start from storage next time.
+                    let _ = self.table.refresh().await;
+                    self.known.clear();
+                    return fail_all(group, &name, &error.into());
+                }
+            }
+        }
+    }
+
+    /// Which requests write and which are duplicates, and each producer's
+    /// new sequence.
+    async fn decide(&mut self, group: &[Submission]) -> Result<Decision> {
+        let mut decision = Decision::default();
+        for (index, submission) in group.iter().enumerate() {
+            if let Some((producer, sequence)) = &submission.producer {
+                let sequence = i64::try_from(*sequence).unwrap_or(i64::MAX);
+                let committed = self.last_sequence(producer).await?;
+                let pending = decision.sequences.get(producer).copied().unwrap_or(-1);
+                if sequence <= committed.max(pending) {
+                    decision.duplicates.push(index);
+                    continue;
+                }
+                decision.sequences.insert(producer.clone(), sequence);
+            }
+            decision.writes.push(index);
+        }
+        Ok(decision)
+    }
+
+    async fn write_dead_letters(&mut self, group: &[Submission], decision: &Decision) -> Result<()> {
+        let name = self.table.name().to_string();
+        let mut batches = Vec::new();
+        for index in &decision.writes {
+            let submission = &group[*index];
+            if submission.dead_letters.is_empty() {
+                continue;
+            }
+            let origin = Origin {
+                table: &name,
+                received_at: submission.received_at,
+                producer: submission.producer.as_ref().map(|(p, _)| p.as_str()),
+                sequence: submission.producer.as_ref().map(|(_, s)| *s),
+            };
+            batches.push(dead_letter_batch(&origin, &submission.dead_letters)?);
+        }
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let table = match self.dead_letters.as_mut() {
+            Some(table) => table,
+            None => {
+                let spec = silt_table::TableSpec {
+                    schema: dead_letter_schema(),
+                    partition_columns: Vec::new(),
+                    properties: HashMap::new(),
+                    if_not_exists: true,
+                };
+                let table = match self.warehouse.create_table(DEAD_LETTER_TABLE, spec).await {
+                    Ok(table) => table,
+                    // Another table's committer created it meanwhile.
+                    Err(TableError::AlreadyExists(_)) => self.warehouse.table(DEAD_LETTER_TABLE).await?,
+                    Err(error) => return Err(error.into()),
+                };
+                self.dead_letters.insert(table)
+            }
+        };
+        let options = CommitOptions {
+            skip_checkpoint: true,
+            ..CommitOptions::default()
+        };
+        table.write(batches, WriteMode::Append, options).await?;
+        Ok(())
+    }
+
+    /// Bookkeeping after a commit: publish the schema and policy, and write a
+    /// checkpoint in the background when an interval boundary was crossed.
+    fn after_commit(&mut self, before: u64, version: u64) {
+        if let Ok(schema) = self.table.schema() {
+            self.shared.set_schema(schema);
+        }
+        if let Ok(properties) = self.table.properties() {
+            self.shared.set_policy(Policy::from_properties(&properties));
+        }
+        let interval = self.table.checkpoint_interval();
+        if version > before && version / interval > before / interval {
+            let running = self.checkpointing.as_ref().is_some_and(|t| !t.is_finished());
+            if !running {
+                let table = self.table.clone();
+                self.checkpointing = Some(tokio::spawn(async move {
+                    if let Err(error) = table.checkpoint().await {
+                        tracing::warn!(table = table.name(), %error, "background checkpoint failed");
+                    }
+                }));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Decision {
+    writes: Vec<usize>,
+    duplicates: Vec<usize>,
+    sequences: HashMap<String, i64>,
+}
+
+/// What one commit did, for metrics.
+#[derive(Debug, Clone)]
+pub struct CommitStats {
+    /// Requests in the group (written and duplicate).
+    pub requests: usize,
+    /// Rows written.
+    pub rows: u64,
+    /// Rows sent to dead letters.
+    pub rows_rejected: u64,
+    /// Requests answered as duplicates.
+    pub duplicates: usize,
+    /// Whether a new version was written.
+    pub committed: bool,
+    /// From taking the group to the durable commit.
+    pub seconds: f64,
+}
+
+fn fail_all(group: Vec<Submission>, table: &str, error: &IngestError) {
+    tracing::warn!(table, %error, requests = group.len(), "commit failed; nothing written");
+    for submission in group {
+        let _ = submission.reply.send(Err(IngestError::CommitFailed {
+            table: table.to_string(),
+            kind: match error.kind() {
+                ErrorKind::Conflict => ErrorKind::Conflict,
+                kind if kind.http_status() < 500 => kind,
+                _ => ErrorKind::Internal,
+            },
+            reason: error.to_string(),
+        }));
+    }
+}
+
+/// The table schema plus every evolving request's new columns.
+fn group_schema(table: &Arc<Schema>, group: &[Submission]) -> (Arc<Schema>, bool) {
+    let mut fields: Vec<Arc<Field>> = table.fields().iter().cloned().collect();
+    let mut evolve = false;
+    for submission in group.iter().filter(|s| s.evolve) {
+        for field in submission.schema.fields() {
+            if !fields.iter().any(|f| f.name() == field.name()) {
+                fields.push(field.clone());
+                evolve = true;
+            }
+        }
+    }
+    if !evolve {
+        return (table.clone(), false);
+    }
+    (
+        Arc::new(Schema::new_with_metadata(fields, table.metadata().clone())),
+        true,
+    )
+}
+
+fn align_all(batches: &[RecordBatch], target: &Arc<Schema>) -> std::result::Result<Vec<RecordBatch>, String> {
+    batches.iter().map(|b| align(b, target)).collect()
+}
+
+/// `batch` with `target`'s columns: missing ones null, others cast to the target type.
+fn align(batch: &RecordBatch, target: &Arc<Schema>) -> std::result::Result<RecordBatch, String> {
+    if batch.schema() == *target {
+        return Ok(batch.clone());
+    }
+    let mut columns = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let column = match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => column.clone(),
+            Some(column) => cast(column, field.data_type())
+                .map_err(|e| format!("column '{}' changed type while queued: {e}", field.name()))?,
+            None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
+            None => {
+                return Err(format!(
+                    "column '{}' is NOT NULL and was added while queued",
+                    field.name()
+                ));
+            }
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// Pause suggested to a client that hit the queue limit.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -1,0 +1,176 @@
+//! Dead letters: rows that cannot be made to fit their table, kept with the
+//! reason in the shared table `_silt_dead_letters` instead of failing the
+//! whole request (when the table's policy says so).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+
+use crate::conform::conform_from_row;
+use crate::decode::Decoded;
+use crate::error::{IngestError, Result};
+
+/// One rejected row.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Why the row was rejected (names row and column, never a value).
+    pub reason: String,
+    /// The row as one JSON object, as it was decoded.
+    pub raw: String,
+}
+
+/// Rows of one request split into the ones that fit and the ones that do not.
+#[derive(Debug)]
+pub struct Split {
+    /// Conformed good rows.
+    pub good: Vec<RecordBatch>,
+    /// The rejected rows.
+    pub rejected: Vec<DeadLetter>,
+}
+
+/// The schema of `_silt_dead_letters`.
+pub fn dead_letter_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("table", DataType::Utf8, false),
+        Field::new(
+            "received_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("producer", DataType::Utf8, true),
+        Field::new("sequence", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, false),
+    ]))
+}
+
+/// Conforms `input` row by row, keeping the rows that fit and turning the
+/// others into dead letters. Only called once the whole-input conform has
+/// failed, so its per-row cost is paid on the error path alone.
+pub fn split_rows(input: &Decoded, target: &Arc<Schema>, table: &str) -> Result<Split> {
+    let mut good = Vec::new();
+    let mut rejected = Vec::new();
+    let mut row_offset = 0u64;
+    for batch in &input.batches {
+        for row in 0..batch.num_rows() {
+            let one = Decoded {
+                batches: vec![batch.slice(row, 1)],
+                ..input.clone()
+            };
+            match conform_from_row(&one, target, table, row_offset + row as u64) {
+                Ok(mut batches) => good.append(&mut batches),
+                Err(error @ (IngestError::InvalidRow { .. } | IngestError::MissingColumn { .. })) => rejected
+                    .push(DeadLetter {
+                        reason: error.to_string(),
+                        raw: row_as_json(&one.batches[0])?,
+                    }),
+                Err(other) => return Err(other),
+            }
+        }
+        row_offset += batch.num_rows() as u64;
+    }
+    Ok(Split { good, rejected })
+}
+
+fn row_as_json(row: &RecordBatch) -> Result<String> {
+    let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
+    writer
+        .write(row)
+        .and_then(|()| writer.finish())
+        .map_err(|e| IngestError::Malformed {
+            source_name: "dead letter".into(),
+            format: "JSON",
+            reason: e.to_string(),
+        })?;
+    let bytes = writer.into_inner();
+    Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
+}
+
+/// Where a dead letter came from.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// The table the rows were sent to.
+    pub table: &'a str,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+    /// The producer, if the request named one.
+    pub producer: Option<&'a str>,
+    /// The producer's sequence, if any.
+    pub sequence: Option<u64>,
+}
+
+/// The rows of `_silt_dead_letters` for `letters` from `origin`.
+pub fn dead_letter_batch(origin: &Origin<'_>, letters: &[DeadLetter]) -> Result<RecordBatch> {
+    let n = letters.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![origin.table; n])),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![origin.received_at.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![origin.producer; n])),
+        Arc::new(Int64Array::from(vec![
+            origin
+                .sequence
+                .and_then(|s| i64::try_from(s).ok());
+            n
+        ])),
+        Arc::new(StringArray::from_iter_values(
+            letters.iter().map(|l| l.reason.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            letters.iter().map(|l| l.raw.as_str()),
+        )),
+    ];
+    RecordBatch::try_new(dead_letter_schema(), columns).map_err(|e| IngestError::Malformed {
+        source_name: "dead letters".into(),
+        format: "rows",
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Format, decode_bytes};
+
+    #[test]
+    fn bad_rows_become_dead_letters_and_good_rows_stay() {
+        let target = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("n", DataType::Int32, true),
+        ]));
+        let body = b"{\"id\":1,\"n\":1}\n{\"id\":2,\"n\":\"x\"}\n{\"n\":3}\n{\"id\":4}\n".to_vec();
+        let input = decode_bytes(Format::Ndjson, body, "req").expect("decodes");
+        let split = split_rows(&input, &target, "t").expect("splits");
+        let good: usize = split.good.iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(good, 2);
+        assert_eq!(split.rejected.len(), 2);
+        assert!(
+            split.rejected[0].reason.contains("row 2"),
+            "{}",
+            split.rejected[0].reason
+        );
+        assert!(
+            split.rejected[0].raw.contains("\"id\":2"),
+            "{}",
+            split.rejected[0].raw
+        );
+        assert!(
+            split.rejected[1].reason.contains("column 'id'"),
+            "{}",
+            split.rejected[1].reason
+        );
+        let origin = Origin {
+            table: "t",
+            received_at: Utc::now(),
+            producer: Some("p"),
+            sequence: Some(7),
+        };
+        let batch = dead_letter_batch(&origin, &split.rejected).expect("batch");
+        assert_eq!(batch.num_rows(), 2);
+    }
+}

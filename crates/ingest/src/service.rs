@@ -1,0 +1,363 @@
+//! The ingestion service: one group committer per table, started on first
+//! use, and the request path in front of it (decode → conform → enqueue → wait
+//! for the durable ack).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use silt_table::{TableError, TableSpec, Warehouse};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::committer::{Ack, CommitStats, Committer, GroupSettings, RETRY_AFTER, Submission};
+use crate::dead_letter::split_rows;
+use crate::decode::Decoded;
+use crate::error::{IngestError, Result};
+use crate::evolve::target_schema;
+use crate::policy::Policy;
+use crate::{Format, conform_batches, decode_bytes, infer_table_schema};
+
+/// Server-wide ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Bytes that may wait in one table's queue; more is refused (429).
+    pub max_queued_bytes: u64,
+    /// Group queued requests into one commit (`false`: one commit per
+    /// request, for comparison).
+    pub group_commit: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_queued_bytes: 512 * 1024 * 1024,
+            group_commit: true,
+        }
+    }
+}
+
+/// Receives what the committers do, for metrics. Every method has a no-op default.
+pub trait IngestObserver: Send + Sync {
+    /// A group was committed (or found to be all duplicates).
+    fn committed(&self, _table: &str, _stats: &CommitStats) {}
+    /// A table's queue holds `bytes` now.
+    fn queued(&self, _table: &str, _bytes: u64) {}
+}
+
+/// An observer that records nothing.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+impl IngestObserver for NoObserver {}
+
+/// One write request, before decoding.
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    /// Target table.
+    pub table: String,
+    /// The body's format.
+    pub format: Format,
+    /// The body.
+    pub body: Vec<u8>,
+    /// `(producer id, sequence)` for exactly-once.
+    pub producer: Option<(String, u64)>,
+    /// Create the table from the body's inferred schema if it is missing.
+    pub create: bool,
+    /// Add the body's new columns to the table (also on by table property).
+    pub evolve: bool,
+}
+
+/// State a table's request handlers share with its committer.
+pub(crate) struct Shared {
+    sender: std::sync::Mutex<Option<mpsc::UnboundedSender<Submission>>>,
+    schema: RwLock<Arc<Schema>>,
+    policy: RwLock<Policy>,
+    queued: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn set_policy(&self, policy: Policy) {
+        if let Ok(mut current) = self.policy.write() {
+            *current = policy;
+        }
+    }
+
+    fn schema(&self) -> Option<Arc<Schema>> {
+        self.schema.read().ok().map(|s| s.clone())
+    }
+
+    pub(crate) fn set_schema(&self, schema: Arc<Schema>) {
+        if let Ok(mut current) = self.schema.write() {
+            *current = schema;
+        }
+    }
+
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Charges `bytes` to the queue, or refuses if the limit would be passed
+    /// (a single request larger than the limit is let through an empty queue).
+    fn reserve(&self, bytes: u64, limit: u64) -> bool {
+        let before = self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if before > 0 && before + bytes > limit {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// The ingestion service of one warehouse.
+///
+/// ```no_run
+/// # async fn demo() -> silt_ingest::Result<()> {
+/// use silt_ingest::{Format, IngestConfig, IngestRequest, Ingestor};
+/// let warehouse = silt_table::Warehouse::open("./silt-data")?;
+/// let ingestor = Ingestor::new(warehouse, IngestConfig::default());
+/// let ack = ingestor
+///     .ingest(IngestRequest {
+///         table: "events".into(),
+///         format: Format::Ndjson,
+///         body: b"{\"id\":1}\n".to_vec(),
+///         producer: Some(("loader-1".into(), 1)),
+///         create: true,
+///         evolve: false,
+///     })
+///     .await?;
+/// println!("durable at version {}", ack.version);
+/// ingestor.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct Ingestor {
+    warehouse: Warehouse,
+    config: IngestConfig,
+    observer: Arc<dyn IngestObserver>,
+    tables: Mutex<HashMap<String, Arc<Shared>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Ingestor {
+    /// A service over `warehouse` that records nothing.
+    pub fn new(warehouse: Warehouse, config: IngestConfig) -> Self {
+        Self::with_observer(warehouse, config, Arc::new(NoObserver))
+    }
+
+    /// A service that reports commits and queue depth to `observer`.
+    pub fn with_observer(
+        warehouse: Warehouse,
+        config: IngestConfig,
+        observer: Arc<dyn IngestObserver>,
+    ) -> Self {
+        Self {
+            warehouse,
+            config,
+            observer,
+            tables: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The warehouse written to.
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
+    }
+
+    /// Decodes, validates and commits one request; answers once durable.
+    pub async fn ingest(&self, request: IngestRequest) -> Result<Ack> {
+        let IngestRequest {
+            table,
+            format,
+            body,
+            producer,
+            create,
+            evolve,
+        } = request;
+        let received_at = Utc::now();
+        let bytes = body.len() as u64;
+        let decoded = run_blocking(move || decode_bytes(format, body, "request")).await?;
+        self.ingest_decoded(&table, decoded, producer, create, evolve, bytes, received_at)
+            .await
+    }
+
+    /// Commits already-decoded batches (Arrow Flight): validated and grouped
+    /// like any request.
+    pub async fn ingest_batches(
+        &self,
+        table: &str,
+        schema: Arc<Schema>,
+        batches: Vec<RecordBatch>,
+        producer: Option<(String, u64)>,
+    ) -> Result<Ack> {
+        let bytes = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+        let decoded = Decoded {
+            source_name: "batch".into(),
+            inferred: schema.clone(),
+            schema,
+            batches,
+            header_line: false,
+        };
+        self.ingest_decoded(table, decoded, producer, false, false, bytes, Utc::now())
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn ingest_decoded(
+        &self,
+        table: &str,
+        decoded: Decoded,
+        producer: Option<(String, u64)>,
+        create: bool,
+        evolve: bool,
+        bytes: u64,
+        received_at: DateTime<Utc>,
+    ) -> Result<Ack> {
+        let shared = self.table(table, create.then_some(&decoded)).await?;
+        let policy = shared.policy();
+        let evolve = evolve || policy.evolve;
+        let table_schema = shared
+            .schema()
+            .ok_or_else(|| IngestError::ShuttingDown(table.to_string()))?;
+        let name = table.to_string();
+        let (schema, batches, dead_letters) = run_blocking(move || {
+            let target = target_schema(&table_schema, &decoded, evolve, &name)?;
+            match conform_batches(&decoded, &target, &name) {
+                Ok(batches) => Ok((target, batches, Vec::new())),
+                Err(IngestError::InvalidRow { .. } | IngestError::MissingColumn { .. })
+                    if policy.dead_letters =>
+                {
+                    let split = split_rows(&decoded, &target, &name)?;
+                    Ok((target, split.good, split.rejected))
+                }
+                Err(error) => Err(error),
+            }
+        })
+        .await?;
+        if !shared.reserve(bytes, self.config.max_queued_bytes) {
+            return Err(IngestError::Overloaded {
+                table: table.to_string(),
+                limit_bytes: self.config.max_queued_bytes,
+                retry_after_secs: RETRY_AFTER.as_secs(),
+            });
+        }
+        self.observer.queued(table, shared.queued_bytes());
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            producer,
+            schema,
+            batches,
+            dead_letters,
+            evolve,
+            received_at,
+            bytes,
+            reply,
+        };
+        let sent = shared
+            .sender
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.send(submission).is_ok()))
+            .unwrap_or(false);
+        if !sent {
+            shared.release(bytes);
+            return Err(IngestError::ShuttingDown(table.to_string()));
+        }
+        answer
+            .await
+            .map_err(|_| IngestError::ShuttingDown(table.to_string()))?
+    }
+
+    /// The table's shared state, starting its committer on first use and
+    /// creating the table from `create_from`'s inferred schema if asked.
+    async fn table(&self, name: &str, create_from: Option<&Decoded>) -> Result<Arc<Shared>> {
+        silt_table::validate_table_name(name)?;
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(IngestError::ShuttingDown(name.to_string()));
+        }
+        let mut tables = self.tables.lock().await;
+        if let Some(shared) = tables.get(name) {
+            return Ok(shared.clone());
+        }
+        let table = match self.warehouse.table(name).await {
+            Ok(table) => table,
+            Err(TableError::NotFound { .. }) if create_from.is_some() => {
+                let inputs: Vec<Decoded> = create_from.into_iter().cloned().collect();
+                let spec = TableSpec {
+                    schema: infer_table_schema(&inputs)?,
+                    partition_columns: Vec::new(),
+                    properties: HashMap::new(),
+                    if_not_exists: true,
+                };
+                self.warehouse.create_table(name, spec).await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let (sender, queue) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            sender: std::sync::Mutex::new(Some(sender)),
+            schema: RwLock::new(table.schema()?),
+            policy: RwLock::new(Policy::from_properties(&table.properties()?)),
+            queued: AtomicU64::new(0),
+        });
+        let settings = GroupSettings {
+            group_commit: self.config.group_commit,
+        };
+        let committer = Committer::new(
+            table,
+            self.warehouse.clone(),
+            shared.clone(),
+            settings,
+            self.observer.clone(),
+        );
+        self.tasks.lock().await.push(tokio::spawn(committer.run(queue)));
+        tables.insert(name.to_string(), shared.clone());
+        Ok(shared)
+    }
+
+    /// Forgets a table's committer (after the table was dropped or replaced
+    /// outside the service); its queue is drained first.
+    pub async fn forget(&self, name: &str) {
+        if let Some(shared) = self.tables.lock().await.remove(name)
+            && let Ok(mut sender) = shared.sender.lock()
+        {
+            sender.take();
+        }
+    }
+
+    /// Stops taking requests and waits until every queued one is committed
+    /// and answered.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        for shared in self.tables.lock().await.values() {
+            if let Ok(mut sender) = shared.sender.lock() {
+                sender.take();
+            }
+        }
+        let tasks: Vec<_> = self.tasks.lock().await.drain(..).collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| IngestError::Malformed {
+            source_name: "request".into(),
+            format: "input",
+            reason: format!("decoder stopped: {e}"),
+        })?
+}

@@ -1,0 +1,105 @@
+//! Bearer tokens and roles: `reader` ⊂ `writer` ⊂ `operator`.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::config::AuthConfig;
+use crate::error::ApiError;
+
+/// What a token may do. Ordered: each role may do what the ones before it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read tables and run SELECT.
+    Reader,
+    /// Also ingest rows and run DML.
+    Writer,
+    /// Also DDL, maintenance and erasure.
+    Operator,
+}
+
+impl Role {
+    /// The role's name as configured.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// The configured tokens; empty means open (loopback-only) mode.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    tokens: HashMap<String, Role>,
+}
+
+impl Auth {
+    /// From `[auth]`.
+    pub fn new(config: &AuthConfig) -> Self {
+        Self {
+            tokens: config.tokens.iter().map(|t| (t.token.clone(), t.role)).collect(),
+        }
+    }
+
+    /// Whether any token is configured.
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Checks an `Authorization` header value against the role `needed`.
+    pub fn check(&self, header: Option<&str>, needed: Role) -> Result<(), ApiError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let token = header
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthenticated("send 'Authorization: Bearer <token>'"))?;
+        let role = self
+            .tokens
+            .get(token)
+            .ok_or_else(|| ApiError::unauthenticated("the bearer token is not one this server knows"))?;
+        if *role < needed {
+            return Err(ApiError::forbidden(format!(
+                "a {} token cannot do this; it needs the {} role",
+                role.as_str(),
+                needed.as_str()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TokenConfig;
+    use silt_table::ErrorKind;
+
+    #[test]
+    fn roles_nest_and_missing_tokens_are_401() {
+        let auth = Auth::new(&AuthConfig {
+            tokens: vec![TokenConfig {
+                token: "r".into(),
+                role: Role::Reader,
+            }],
+        });
+        assert!(auth.check(Some("Bearer r"), Role::Reader).is_ok());
+        assert_eq!(
+            auth.check(Some("Bearer r"), Role::Writer).map_err(|e| e.kind),
+            Err(ErrorKind::Forbidden)
+        );
+        assert_eq!(
+            auth.check(None, Role::Reader).map_err(|e| e.kind),
+            Err(ErrorKind::Unauthenticated)
+        );
+        assert_eq!(
+            auth.check(Some("Bearer nope"), Role::Reader).map_err(|e| e.kind),
+            Err(ErrorKind::Unauthenticated)
+        );
+        assert!(Auth::default().check(None, Role::Operator).is_ok());
+    }
+}

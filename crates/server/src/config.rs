@@ -1,0 +1,116 @@
+//! The server's optional TOML configuration (`silt serve --config FILE`);
+//! its JSON Schema is `schemas/config.schema.json`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::auth::Role;
+use crate::error::ServerError;
+
+/// Everything `--config` can set. Every field has a default, so an empty
+/// file (or none) is a valid configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Bearer tokens and their roles.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Ingest limits and grouping.
+    #[serde(default)]
+    pub ingest: IngestSection,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `[[auth.tokens]]`: with none, every request is let in and the
+    /// server binds loopback addresses only.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One `[[auth.tokens]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The secret a client sends as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// What the token may do.
+    pub role: Role,
+}
+
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: u64,
+    /// Bytes that may wait in one table's queue (429 above).
+    pub max_queued_bytes: u64,
+    /// Group concurrent requests into one commit (`false`: one commit per
+    /// request; for comparison benchmarks).
+    pub group_commit: bool,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024 * 1024,
+            max_queued_bytes: 512 * 1024 * 1024,
+            group_commit: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ServerError::ConfigRead {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|reason| ServerError::ConfigInvalid {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Parses TOML text (errors name the key, never a token).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        if config.auth.tokens.iter().any(|t| t.token.trim().is_empty()) {
+            return Err("auth.tokens: a token must not be empty".into());
+        }
+        if config.ingest.max_body_bytes == 0 {
+            return Err("ingest.max_body_bytes must be greater than 0".into());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let config = Config::parse("").expect("parses");
+        assert!(config.auth.tokens.is_empty());
+        assert!(config.ingest.group_commit);
+    }
+
+    #[test]
+    fn tokens_and_limits_parse_and_unknown_keys_are_refused() {
+        let config = Config::parse(
+            "[[auth.tokens]]\ntoken = \"a\"\nrole = \"writer\"\n[ingest]\nmax_body_bytes = 10\n",
+        )
+        .expect("parses");
+        assert_eq!(config.auth.tokens[0].role, Role::Writer);
+        assert_eq!(config.ingest.max_body_bytes, 10);
+        let err = Config::parse("[ingest]\nmax_bodybytes = 1\n").expect_err("typo");
+        assert!(err.contains("max_bodybytes"), "{err}");
+        assert!(Config::parse("[[auth.tokens]]\ntoken = \"a\"\nrole = \"admin\"\n").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! The axum HTTP API: routes, shared state, and the body/auth helpers every
+//! handler uses.
+
+mod ops;
+mod rows;
+mod tables;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use silt_ingest::Ingestor;
+use silt_table::{ErrorKind, Warehouse};
+
+use crate::auth::{Auth, Role};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+pub use ops::ApiDoc;
+pub use rows::IngestAnswer;
+pub use tables::{ColumnSpec, CreateTable, History, TableInfo, TableList};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The warehouse served.
+    pub warehouse: Warehouse,
+    /// The ingestion service (one committer per table).
+    pub ingestor: Arc<Ingestor>,
+    /// Tokens and roles.
+    pub auth: Auth,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Largest request body.
+    pub max_body_bytes: u64,
+}
+
+impl AppState {
+    /// Checks the request's bearer token against `role`.
+    pub fn authorize(&self, headers: &HeaderMap, role: Role) -> Result<(), ApiError> {
+        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        self.auth.check(value, role)
+    }
+}
+
+/// The router of the whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/tables", post(tables::create).get(tables::list))
+        .route("/v1/tables/{table}", get(tables::describe))
+        .route("/v1/tables/{table}/history", get(tables::history))
+        .route("/v1/tables/{table}/rows", post(rows::ingest))
+        .fallback(ops::not_found)
+        // Bodies are read with our own limit so the 413 is problem+json.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Reads a whole body, refusing more than `limit` bytes with 413.
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::TooLarge,
+            format!(
+                "request body is larger than the server's limit of {limit} bytes; split it into smaller requests"
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
+        if (buffer.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buffer))
+}
+
+/// A JSON body, parsed with a 400 that says what is wrong.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON for this endpoint: {e}")))
+}

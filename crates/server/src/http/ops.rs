@@ -1,0 +1,78 @@
+//! Operational routes: `/healthz`, `/metrics`, `/openapi.json`, and the
+//! problem+json 404 for unknown paths.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use silt_table::ErrorKind;
+use utoipa::OpenApi;
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// The OpenAPI document of the HTTP API, generated from the handlers'
+/// annotations; `schemas/openapi.json` is this, checked in (a test keeps
+/// them equal).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "silt", description = "Transactional data lake over Delta Lake tables"),
+    paths(
+        healthz,
+        super::tables::create,
+        super::tables::list,
+        super::tables::describe,
+        super::tables::history,
+        super::rows::ingest,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Liveness: answers while the server runs. Needs no token.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "serving")), security(()), tag = "ops")]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// The OpenAPI document.
+pub async fn openapi() -> Response {
+    let text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorKind::NotFound, "no such endpoint; see /openapi.json")
+}

@@ -1,0 +1,196 @@
+//! `/v1/tables`: create, list, describe, history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use silt_table::{Table, TableSpec};
+
+use super::{AppState, parse_json, read_body};
+use crate::auth::Role;
+use crate::error::ApiError;
+
+/// One column of a new table.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct ColumnSpec {
+    /// Column name.
+    pub name: String,
+    /// SQL type: BIGINT, INT, DOUBLE, STRING/VARCHAR, BOOLEAN, DATE, TIMESTAMP, DECIMAL(p,s), BINARY.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// Whether nulls are allowed (default true).
+    #[serde(default = "yes")]
+    pub nullable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/tables` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTable {
+    /// Table name.
+    pub name: String,
+    /// Columns, in order.
+    pub columns: Vec<ColumnSpec>,
+    /// Partition columns, in order.
+    #[serde(default)]
+    pub partition_columns: Vec<String>,
+    /// Table properties (`delta.*`, `silt.*`).
+    #[serde(default)]
+    pub properties: HashMap<String, String>,
+    /// Succeed without change if the table exists.
+    #[serde(default)]
+    pub if_not_exists: bool,
+}
+
+/// A table's description.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Latest version.
+    pub version: u64,
+    /// Columns.
+    pub columns: Vec<ColumnSpec>,
+    /// Partition columns.
+    pub partition_columns: Vec<String>,
+    /// Live data files.
+    pub files: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Table properties.
+    pub properties: HashMap<String, String>,
+}
+
+/// `GET /v1/tables` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TableList {
+    /// Table names, sorted.
+    pub tables: Vec<String>,
+}
+
+/// `GET /v1/tables/{table}/history` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct History {
+    /// Table name.
+    pub table: String,
+    /// Commits, newest first (`version`, `timestamp`, `operation`, …).
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<serde_json::Value>,
+}
+
+fn describe_table(table: &Table) -> Result<TableInfo, ApiError> {
+    let schema = table.schema()?;
+    let (files, bytes) = table.file_stats()?;
+    Ok(TableInfo {
+        name: table.name().to_string(),
+        version: table.version(),
+        columns: schema
+            .fields()
+            .iter()
+            .map(|f| ColumnSpec {
+                name: f.name().clone(),
+                data_type: silt_sql::sql_type_name(f.data_type()),
+                nullable: f.is_nullable(),
+            })
+            .collect(),
+        partition_columns: table.partition_columns()?,
+        files,
+        bytes,
+        properties: table.properties()?,
+    })
+}
+
+/// Create a table.
+#[utoipa::path(post, path = "/v1/tables", request_body = CreateTable,
+    responses((status = 201, body = TableInfo), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 409, description = "exists", body = crate::error::Problem, content_type = "application/problem+json")),
+    tag = "tables")]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<TableInfo>), ApiError> {
+    state.authorize(&headers, Role::Operator)?;
+    let bytes = read_body(&headers, body, 1024 * 1024).await?;
+    let request: CreateTable = parse_json(&bytes)?;
+    let mut fields = Vec::with_capacity(request.columns.len());
+    for column in &request.columns {
+        let data_type = silt_sql::parse_data_type(&column.data_type)
+            .map_err(|e| ApiError::invalid(format!("column '{}': {e}", column.name)))?;
+        fields.push(arrow::datatypes::Field::new(
+            &column.name,
+            data_type,
+            column.nullable,
+        ));
+    }
+    let spec = TableSpec {
+        schema: Arc::new(arrow::datatypes::Schema::new(fields)),
+        partition_columns: request.partition_columns,
+        properties: request.properties,
+        if_not_exists: request.if_not_exists,
+    };
+    let table = state.warehouse.create_table(&request.name, spec).await?;
+    Ok((StatusCode::CREATED, Json(describe_table(&table)?)))
+}
+
+/// List tables.
+#[utoipa::path(get, path = "/v1/tables", responses((status = 200, body = TableList)), tag = "tables")]
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<TableList>, ApiError> {
+    state.authorize(&headers, Role::Reader)?;
+    Ok(Json(TableList {
+        tables: state.warehouse.list_tables().await?,
+    }))
+}
+
+/// Describe a table: schema, version, files, bytes, properties.
+#[utoipa::path(get, path = "/v1/tables/{table}", params(("table" = String, Path, description = "table name")),
+    responses((status = 200, body = TableInfo), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")),
+    tag = "tables")]
+pub async fn describe(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<TableInfo>, ApiError> {
+    state.authorize(&headers, Role::Reader)?;
+    let table = state.warehouse.table(&name).await?;
+    Ok(Json(describe_table(&table)?))
+}
+
+/// A table's commits, newest first.
+#[utoipa::path(get, path = "/v1/tables/{table}/history",
+    params(("table" = String, Path, description = "table name"), ("limit" = Option<usize>, Query, description = "at most this many commits")),
+    responses((status = 200, body = History), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")),
+    tag = "tables")]
+pub async fn history(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Json<History>, ApiError> {
+    state.authorize(&headers, Role::Reader)?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let limit = query
+        .get("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| ApiError::invalid("limit must be a whole number"))
+        })
+        .transpose()?;
+    let table = state.warehouse.table(&name).await?;
+    let history = table
+        .history(limit)
+        .await?
+        .into_iter()
+        .map(|entry| serde_json::to_value(entry).unwrap_or_default())
+        .collect();
+    Ok(Json(History { table: name, history }))
+}

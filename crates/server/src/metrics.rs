@@ -1,0 +1,173 @@
+//! Prometheus metrics, per table. Labels are table names and fixed reason
+//! words only — never a value from the data or a producer's payload.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use silt_ingest::{CommitStats, IngestObserver};
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    rows: IntCounterVec,
+    bytes: IntCounterVec,
+    requests: IntCounterVec,
+    commits: IntCounterVec,
+    rejections: IntCounterVec,
+    dead_letters: IntCounterVec,
+    duplicates: IntCounterVec,
+    queue_bytes: IntGaugeVec,
+    commit_seconds: HistogramVec,
+    ack_seconds: HistogramVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter =
+        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    // Registration fails only on a duplicate name, a programming error.
+    registry
+        .register(Box::new(counter.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    counter
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str) -> HistogramVec {
+    let buckets = vec![
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let histogram = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["table"])
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(histogram.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    histogram
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every silt metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let queue_bytes = IntGaugeVec::new(
+            Opts::new(
+                "silt_ingest_queue_bytes",
+                "bytes waiting in a table's ingest queue",
+            ),
+            &["table"],
+        )
+        .unwrap_or_else(|e| panic!("metric silt_ingest_queue_bytes: {e}"));
+        registry
+            .register(Box::new(queue_bytes.clone()))
+            .unwrap_or_else(|e| panic!("metric silt_ingest_queue_bytes: {e}"));
+        Self {
+            rows: counter(
+                &registry,
+                "silt_ingest_rows_total",
+                "rows committed by ingest",
+                &["table"],
+            ),
+            bytes: counter(
+                &registry,
+                "silt_ingest_bytes_total",
+                "request body bytes received for ingest",
+                &["table"],
+            ),
+            requests: counter(
+                &registry,
+                "silt_ingest_requests_total",
+                "ingest requests answered, by outcome",
+                &["table", "outcome"],
+            ),
+            commits: counter(
+                &registry,
+                "silt_ingest_commits_total",
+                "Delta commits made by ingest",
+                &["table"],
+            ),
+            rejections: counter(
+                &registry,
+                "silt_ingest_rejections_total",
+                "ingest requests refused, by reason",
+                &["table", "reason"],
+            ),
+            dead_letters: counter(
+                &registry,
+                "silt_ingest_dead_letter_rows_total",
+                "rows sent to _silt_dead_letters",
+                &["table"],
+            ),
+            duplicates: counter(
+                &registry,
+                "silt_ingest_duplicates_total",
+                "requests answered as duplicates",
+                &["table"],
+            ),
+            queue_bytes,
+            commit_seconds: histogram(
+                &registry,
+                "silt_ingest_commit_seconds",
+                "from taking a group to its durable commit",
+            ),
+            ack_seconds: histogram(
+                &registry,
+                "silt_ingest_ack_seconds",
+                "from receiving a request to its durable ack",
+            ),
+            registry,
+        }
+    }
+
+    /// A received body.
+    pub fn received(&self, table: &str, bytes: u64) {
+        self.bytes.with_label_values(&[table]).inc_by(bytes);
+    }
+
+    /// A request answered; `outcome` is a fixed word (`ok`, `duplicate`, or a problem kind).
+    pub fn answered(&self, table: &str, outcome: &str, seconds: f64) {
+        self.requests.with_label_values(&[table, outcome]).inc();
+        if outcome == "ok" || outcome == "duplicate" {
+            self.ack_seconds.with_label_values(&[table]).observe(seconds);
+        }
+    }
+
+    /// A request refused before commit, by a fixed reason word.
+    pub fn rejected(&self, table: &str, reason: &str) {
+        self.rejections.with_label_values(&[table, reason]).inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl IngestObserver for Metrics {
+    fn committed(&self, table: &str, stats: &CommitStats) {
+        self.rows.with_label_values(&[table]).inc_by(stats.rows);
+        self.dead_letters
+            .with_label_values(&[table])
+            .inc_by(stats.rows_rejected);
+        self.duplicates
+            .with_label_values(&[table])
+            .inc_by(stats.duplicates as u64);
+        if stats.committed {
+            self.commits.with_label_values(&[table]).inc();
+            self.commit_seconds
+                .with_label_values(&[table])
+                .observe(stats.seconds);
+        }
+    }
+
+    fn queued(&self, table: &str, bytes: u64) {
+        self.queue_bytes
+            .with_label_values(&[table])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,387 @@
+//! A real `silt serve` process on a test's temporary warehouse.
+//!
+//! The server binds both listeners on ports it chooses (`127.0.0.1:0`) and
+//! announces them on its first stdout line
+//! (`silt listening http=ADDR flight=ADDR`); the harness reads that line, then
+//! polls `GET /healthz` until it answers `{"status":"ok"}`. Its stderr (the
+//! log) goes to a file in the temp dir so tests can grep it. Dropping a
+//! [`Server`] kills it.
+//!
+//! [`Http`] clients follow the server across [`Server::restart`] (which gets
+//! new ports): they look the address up at every request.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, mpsc};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::harness::{Silt, silt_bin};
+
+/// How long the server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `/healthz` may take to answer 200 after that.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a single HTTP request may take (a commit in a debug build).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Numbers config and log files so several servers share one temp dir.
+static NEXT_FILE: AtomicUsize = AtomicUsize::new(0);
+
+/// The addresses a running server announced.
+#[derive(Debug, Clone)]
+struct Addrs {
+    http: String,
+    flight: String,
+}
+
+/// A running `silt serve`.
+pub struct Server {
+    warehouse: PathBuf,
+    config: Option<PathBuf>,
+    log: PathBuf,
+    child: Child,
+    addrs: Arc<RwLock<Addrs>>,
+    client: Client,
+}
+
+impl Server {
+    /// Starts a server on `silt`'s warehouse, without a config file.
+    pub fn start(silt: &Silt) -> Server {
+        Server::launch(silt, None)
+    }
+
+    /// Starts a server on `silt`'s warehouse with `config` (TOML) as `--config`.
+    pub fn start_with_config(silt: &Silt, config: &str) -> Server {
+        let path = silt.scratch(&format!(
+            "silt-{}.toml",
+            NEXT_FILE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, config).expect("write server config");
+        Server::launch(silt, Some(path))
+    }
+
+    fn launch(silt: &Silt, config: Option<PathBuf>) -> Server {
+        let warehouse = silt.warehouse();
+        std::fs::create_dir_all(&warehouse).expect("create warehouse dir");
+        let log = silt.scratch(&format!(
+            "serve-{}.log",
+            NEXT_FILE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let client = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("http client");
+        let (child, addrs) = spawn(&warehouse, config.as_deref(), &log, &client);
+        Server {
+            warehouse,
+            config,
+            log,
+            child,
+            addrs: Arc::new(RwLock::new(addrs)),
+            client,
+        }
+    }
+
+    /// An HTTP client for this server (no token); it follows restarts.
+    pub fn http(&self) -> Http {
+        Http {
+            addrs: Arc::clone(&self.addrs),
+            client: self.client.clone(),
+            token: None,
+        }
+    }
+
+    /// `grpc://127.0.0.1:PORT`, the Flight endpoint.
+    pub fn flight_uri(&self) -> String {
+        format!("grpc://{}", self.addrs().flight)
+    }
+
+    /// `http://127.0.0.1:PORT`, the HTTP endpoint.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addrs().http)
+    }
+
+    fn addrs(&self) -> Addrs {
+        self.addrs.read().expect("addrs lock").clone()
+    }
+
+    /// Everything the server (and its earlier incarnations) wrote to stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same warehouse and config (killing it
+    /// with SIGKILL first if it still runs). It gets new ports; [`Http`]
+    /// clients made before follow.
+    pub fn restart(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill9();
+        }
+        let (child, addrs) = spawn(&self.warehouse, self.config.as_deref(), &self.log, &self.client);
+        self.child = child;
+        *self.addrs.write().expect("addrs lock") = addrs;
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("runs kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "silt serve did not exit within 30 s of SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `silt serve`, reads its listening line and waits for `/healthz`.
+fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -> (Child, Addrs) {
+    let stderr = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open server log");
+    let mut cmd = Command::new(silt_bin());
+    cmd.arg("serve").arg("--warehouse").arg(warehouse).args([
+        "--http",
+        "127.0.0.1:0",
+        "--flight",
+        "127.0.0.1:0",
+    ]);
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    let mut child = cmd
+        .env_remove("SILT_WAREHOUSE")
+        .env_remove("SILT_HTTP")
+        .env_remove("SILT_FLIGHT")
+        .env_remove("SILT_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        .spawn()
+        .expect("spawn silt serve");
+
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        // Keep draining, so the server never writes into a closed pipe.
+        for line in lines {
+            if line.is_err() {
+                break;
+            }
+        }
+    });
+    let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+    let line = match rx.recv_timeout(START_TIMEOUT) {
+        Ok(line) => line,
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!(
+                "silt serve printed no listening line ({e}); exit: {status:?}; log:\n{}",
+                log_text()
+            );
+        }
+    };
+    let Some(addrs) = parse_listening(&line) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "want `silt listening http=ADDR flight=ADDR`, got {line:?}; log:\n{}",
+            log_text()
+        );
+    };
+
+    let deadline = Instant::now() + HEALTH_TIMEOUT;
+    let url = format!("http://{}/healthz", addrs.http);
+    loop {
+        if let Ok(resp) = client.get(&url).send()
+            && resp.status().as_u16() == 200
+        {
+            let body: Value = resp.json().expect("/healthz answers JSON");
+            assert_eq!(body["status"], "ok", "/healthz body: {body}");
+            return (child, addrs);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "silt serve exited ({status}) before /healthz answered; log:\n{}",
+                log_text()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "/healthz did not answer 200 within {HEALTH_TIMEOUT:?}; log:\n{}",
+                log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `silt listening http=127.0.0.1:P flight=127.0.0.1:Q` → the two addresses.
+fn parse_listening(line: &str) -> Option<Addrs> {
+    let rest = line.trim().strip_prefix("silt listening ")?;
+    let mut http = None;
+    let mut flight = None;
+    for part in rest.split_whitespace() {
+        if let Some(addr) = part.strip_prefix("http=") {
+            http = Some(addr.to_string());
+        } else if let Some(addr) = part.strip_prefix("flight=") {
+            flight = Some(addr.to_string());
+        }
+    }
+    let (http, flight) = (http?, flight?);
+    let port_ok = |a: &str| {
+        a.rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_some_and(|p| p > 0)
+    };
+    (port_ok(&http) && port_ok(&flight)).then_some(Addrs { http, flight })
+}
+
+/// An HTTP client bound to one [`Server`], optionally with a bearer token.
+#[derive(Clone)]
+pub struct Http {
+    addrs: Arc<RwLock<Addrs>>,
+    client: Client,
+    token: Option<String>,
+}
+
+/// A whole HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON (panics, showing the body, if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("status {} body is not JSON ({e}): {}", self.status, self.body))
+    }
+
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The media type of the body, without parameters.
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
+}
+
+impl Http {
+    /// The same client, sending `Authorization: Bearer <token>`.
+    pub fn with_token(&self, token: &str) -> Http {
+        Http {
+            token: Some(token.to_string()),
+            ..self.clone()
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addrs.read().expect("addrs lock").http)
+    }
+
+    fn send(&self, request: reqwest::blocking::RequestBuilder) -> Result<Reply, reqwest::Error> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let resp = request.send()?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text()?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
+        let url = self.url(path);
+        self.send(self.client.get(&url))
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let url = self.url(path);
+        self.send(self.client.post(&url).json(body))
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+    }
+
+    /// `POST path` with raw bytes; transport errors are returned, not panics.
+    pub fn try_post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> Result<Reply, reqwest::Error> {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        self.send(request)
+    }
+
+    /// [`Http::try_post`], panicking on transport errors.
+    pub fn post(&self, path: &str, content_type: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Reply {
+        self.try_post(path, content_type, body, headers)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+}
