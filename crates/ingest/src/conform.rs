@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow::array::Scalar;
 use arrow::array::{Array, ArrayRef, StringArray, new_null_array};
-use arrow::compute::kernels::cast::{CastOptions, cast_with_options};
+use arrow::compute::kernels::cast::{CastOptions, cast, cast_with_options};
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::nullif;
 use arrow::datatypes::{DataType, Schema};
@@ -129,6 +129,11 @@ fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef
         return Ok(source.clone());
     }
     let source = blank_text_as_null(source, to);
+    if let DataType::Timestamp(_, _) = to
+        && let Some(epoch) = epoch_to_timestamp(&source, to)
+    {
+        return epoch;
+    }
     let strict = CastOptions {
         safe: false,
         ..Default::default()
@@ -148,6 +153,75 @@ fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef
             Err((row as u64, reason))
         }
     }
+}
+
+/// Numbers sent for a TIMESTAMP column are Unix epoch times. The unit is
+/// read from the magnitude, per value, the way log shippers emit them:
+/// below 10^11 seconds (fractions allowed), below 10^14 milliseconds, below
+/// 10^17 microseconds, else nanoseconds. Text that is all digits counts as a
+/// number (CSV). Returns `None` when `source` is not numeric, so the normal
+/// cast (RFC 3339 text) applies.
+fn epoch_to_timestamp(
+    source: &ArrayRef,
+    to: &DataType,
+) -> Option<std::result::Result<ArrayRef, (u64, String)>> {
+    use arrow::array::{Float64Array, TimestampMicrosecondArray};
+    let numeric = match source.data_type() {
+        d if d.is_integer() || d.is_floating() => cast(source, &DataType::Float64).ok()?,
+        DataType::Utf8 => {
+            let text = source.as_any().downcast_ref::<StringArray>()?;
+            let all_numbers = text.iter().flatten().all(|v| {
+                !v.is_empty()
+                    && v.trim_start_matches('-')
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'.')
+            });
+            if !all_numbers || text.null_count() == text.len() {
+                return None;
+            }
+            cast(source, &DataType::Float64).ok()?
+        }
+        _ => return None,
+    };
+    let values = numeric.as_any().downcast_ref::<Float64Array>()?;
+    let mut micros = Vec::with_capacity(values.len());
+    for (row, value) in values.iter().enumerate() {
+        let Some(value) = value else {
+            micros.push(None);
+            continue;
+        };
+        let magnitude = value.abs();
+        let us = if magnitude < 1e11 {
+            value * 1e6
+        } else if magnitude < 1e14 {
+            value * 1e3
+        } else if magnitude < 1e17 {
+            value
+        } else {
+            value / 1e3
+        };
+        if !us.is_finite() || us.abs() > 9.2e18 {
+            return Some(Err((row as u64, "epoch time out of range".to_string())));
+        }
+        micros.push(Some(us.round() as i64));
+    }
+    let array: ArrayRef = Arc::new(TimestampMicrosecondArray::from(micros));
+    let target = match to {
+        DataType::Timestamp(unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+        _ => return None,
+    };
+    let with_tz = match &target {
+        DataType::Timestamp(_, Some(tz)) => cast(
+            &array,
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some(tz.clone())),
+        ),
+        _ => Ok(array),
+    };
+    Some(
+        with_tz
+            .and_then(|a| cast(&a, &target))
+            .map_err(|e| (0, format!("epoch time cannot be stored: {e}"))),
+    )
 }
 
 /// An empty CSV field means "no value" for every type but text.
@@ -232,6 +306,62 @@ mod tests {
         let schema = infer_table_schema(&[decoded]).expect("infers");
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["id", "url", "ms", "ok"]);
+    }
+
+    #[test]
+    fn json_timestamps_as_rfc3339_and_epoch_of_any_unit() {
+        let target = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        )]));
+        let expected = 1_764_064_800_000_000i64; // 2025-11-25T10:00:00Z
+        for body in [
+            "{\"ts\": \"2025-11-25T10:00:00Z\"}\n",
+            "{\"ts\": 1764064800}\n",
+            "{\"ts\": 1764064800000}\n",
+            "{\"ts\": 1764064800000000}\n",
+            "{\"ts\": 1764064800.0}\n",
+        ] {
+            let decoded = decode_bytes(Format::Ndjson, body.as_bytes().to_vec(), "j").expect("decodes");
+            let batches = conform_batches(&decoded, &target, "t").expect(body);
+            let ts = batches[0]
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+                .expect("micros");
+            assert_eq!(ts.value(0), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn json_dates_decimals_structs_lists_and_nulls() {
+        let target = Arc::new(Schema::new(vec![
+            Field::new("day", DataType::Date32, true),
+            Field::new("price", DataType::Decimal128(10, 2), true),
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
+            Field::new(
+                "geo",
+                DataType::Struct(vec![Field::new("lat", DataType::Float64, true)].into()),
+                true,
+            ),
+        ]));
+        let body = b"{\"day\":\"2026-01-02\",\"price\":\"12.34\",\"tags\":[\"a\",\"b\"],\"geo\":{\"lat\":1.5}}\n{\"day\":null}\n";
+        let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
+        let batches = conform_batches(&decoded, &target, "t").expect("conforms");
+        assert_eq!(batches[0].num_rows(), 2);
+        let price = batches[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Decimal128Array>()
+            .expect("decimal");
+        assert_eq!(price.value(0), 1234);
+        assert!(batches[0].column(0).is_null(1));
+        assert!(batches[0].column(3).is_null(1));
     }
 
     #[test]

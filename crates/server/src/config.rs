@@ -114,3 +114,34 @@ mod tests {
         assert!(Config::parse("[[auth.tokens]]\ntoken = \"a\"\nrole = \"admin\"\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    /// The example parses, and every key the JSON Schema lists is one the
+    /// parser accepts (it refuses unknown keys), so the two cannot drift apart.
+    #[test]
+    fn example_and_schema_agree_with_the_parser() {
+        let example = include_str!("../../../schemas/config.example.toml");
+        let config = Config::parse(example).expect("example parses");
+        assert_eq!(config.auth.tokens.len(), 3);
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/config.schema.json"))
+                .expect("schema is JSON");
+        let ingest = schema["properties"]["ingest"]["properties"]
+            .as_object()
+            .expect("ingest keys");
+        for (key, spec) in ingest {
+            let value = match spec["type"].as_str() {
+                Some("boolean") => "true".to_string(),
+                _ => "1".to_string(),
+            };
+            Config::parse(&format!("[ingest]\n{key} = {value}\n"))
+                .unwrap_or_else(|e| panic!("schema key ingest.{key} refused: {e}"));
+        }
+        let defaults = IngestSection::default();
+        assert_eq!(ingest["max_body_bytes"]["default"], defaults.max_body_bytes);
+        assert_eq!(ingest["max_queued_bytes"]["default"], defaults.max_queued_bytes);
+    }
+}

@@ -141,8 +141,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         tracing::info!("shutting down: finishing in-flight requests and commits");
         let _ = stop.send(true);
     });
-    let (http_result, flight_result) =
-        tokio::join!(async { http_server.await }, async { flight_server.await });
+    let (http_result, flight_result) = tokio::join!(async { http_server.await }, flight_server);
     signals.abort();
     // Listeners are closed and in-flight requests answered; drain the queues.
     ingestor.shutdown().await;

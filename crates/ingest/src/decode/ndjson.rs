@@ -14,7 +14,11 @@ pub(super) fn decode(bytes: &[u8], source_name: &str) -> Result<Decoded> {
     let (schema, _) = infer_json_schema(BufReader::new(Cursor::new(bytes)), None)
         .map_err(|e| locate_syntax_error(bytes, source_name, e))?;
     let schema = Arc::new(in_file_order(schema, bytes));
+    // A field seen with mixed types is inferred as text; coercing numbers
+    // and booleans to text lets such a body decode, and the cast to the
+    // table's type then names the row that does not fit (422 / dead letter).
     let reader = ReaderBuilder::new(schema.clone())
+        .with_coerce_primitive(true)
         .with_batch_size(64 * 1024)
         .build(Cursor::new(bytes))
         .map_err(|e| malformed(source_name, "NDJSON", e))?;
@@ -67,5 +71,42 @@ fn locate_syntax_error(bytes: &[u8], source_name: &str, error: impl ToString) ->
             }
         }
     }
-    malformed(source_name, "NDJSON", error.to_string())
+    // Every line is a JSON object: the decoder refused a value's type.
+    // arrow's message can quote the value, so only the field name is kept.
+    let message = error.to_string();
+    let field = message
+        .split("field '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .map(|name| format!("field '{name}'"))
+        .unwrap_or_else(|| "a field".to_string());
+    malformed(
+        source_name,
+        "NDJSON",
+        format!(
+            "{field} holds JSON values of kinds that cannot share one column (e.g. an object and a number)"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_clash_names_the_field_but_not_the_value() {
+        let body = b"{\"a\": {\"x\": 1}}\n{\"a\": 123456789}\n";
+        let err = decode(body, "req")
+            .expect_err("object and number cannot share a column")
+            .to_string();
+        assert!(!err.contains("123456789"), "{err}");
+        assert!(err.contains("NDJSON"), "{err}");
+    }
+
+    #[test]
+    fn numbers_and_text_in_one_field_decode_as_text() {
+        let body = b"{\"id\": 1}\n{\"id\": \"x\"}\n{\"id\": 2.5}\n";
+        let decoded = decode(body, "req").expect("decodes");
+        assert_eq!(decoded.rows(), 3);
+    }
 }

@@ -76,3 +76,24 @@ pub async fn openapi() -> Response {
 pub async fn not_found() -> ApiError {
     ApiError::new(ErrorKind::NotFound, "no such endpoint; see /openapi.json")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `schemas/openapi.json` is the generated document, checked in. Run with
+    /// `SILT_UPDATE_SCHEMAS=1` to rewrite it after changing a route.
+    #[test]
+    fn checked_in_openapi_matches_the_code() {
+        let generated = ApiDoc::openapi().to_pretty_json().expect("serialises") + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/openapi.json");
+        if std::env::var_os("SILT_UPDATE_SCHEMAS").is_some() {
+            std::fs::write(path, &generated).expect("writes schemas/openapi.json");
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "schemas/openapi.json is stale: run SILT_UPDATE_SCHEMAS=1 cargo test -p silt-server"
+        );
+    }
+}
