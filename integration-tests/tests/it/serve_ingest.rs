@@ -1043,3 +1043,67 @@ fn cli_ingest_through_the_server_is_idempotent() {
     ingest(&["--producer-id", "someone-else"]);
     assert_eq!(silt.count(TABLE, None), 200);
 }
+
+// ---------------------------------------------------------------- back-pressure and binding
+
+/// With a tiny per-table queue, requests that arrive while one is queued are
+/// refused with 429 + `Retry-After` and write nothing; the accepted ones are
+/// all there.
+#[test]
+fn full_queue_answers_429_with_retry_after_and_loses_nothing() {
+    let silt = Silt::new();
+    let server = Server::start_with_config(&silt, "[ingest]\nmax_queued_bytes = 1\n");
+    let http = server.http();
+    create_events(&http, json!({}));
+    let (sender, receiver) = mpsc::channel();
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let http = http.clone();
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let body = ndjson(t * 1000..t * 1000 + 500);
+                let reply = http.post(ROWS_PATH, NDJSON, body, &[]);
+                sender.send(reply).expect("send reply");
+            })
+        })
+        .collect();
+    drop(sender);
+    for thread in threads {
+        thread.join().expect("producer thread");
+    }
+    let replies: Vec<Reply> = receiver.iter().collect();
+    let mut accepted_rows = 0;
+    let mut refused = 0;
+    for reply in &replies {
+        match reply.status {
+            200 => accepted_rows += assert_ingested(reply, 500)["rows_written"].as_i64().expect("rows"),
+            429 => {
+                assert_problem(reply, 429);
+                let retry = reply.header("retry-after").expect("Retry-After header");
+                assert!(retry.parse::<u64>().is_ok_and(|s| s >= 1), "Retry-After: {retry}");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}: {}", reply.body),
+        }
+    }
+    assert!(refused > 0, "no request was refused with a 1-byte queue");
+    assert!(accepted_rows > 0, "every request was refused");
+    assert_eq!(counts(&silt), (accepted_rows, accepted_rows));
+}
+
+/// Without tokens the server refuses a non-loopback address: one error
+/// line, non-zero exit, nothing listening.
+#[test]
+fn open_server_refuses_non_loopback_address() {
+    let silt = Silt::new();
+    let out = Command::new(silt_bin())
+        .args(["serve", "--http", "0.0.0.0:0", "--flight", "127.0.0.1:0"])
+        .env("SILT_WAREHOUSE", silt.warehouse())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs silt serve");
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+}
