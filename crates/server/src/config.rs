@@ -19,6 +19,28 @@ pub struct Config {
     /// Ingest limits and grouping.
     #[serde(default)]
     pub ingest: IngestSection,
+    /// Query limits.
+    #[serde(default)]
+    pub sql: SqlSection,
+}
+
+/// `[sql]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlSection {
+    /// Longest a statement may run, in milliseconds (a request may lower it).
+    pub statement_timeout_ms: u64,
+    /// Most rows one answer carries (a request may lower it).
+    pub max_rows: u64,
+}
+
+impl Default for SqlSection {
+    fn default() -> Self {
+        Self {
+            statement_timeout_ms: 15 * 60 * 1000,
+            max_rows: 100_000_000,
+        }
+    }
 }
 
 /// `[auth]`.

@@ -29,6 +29,7 @@ mod error;
 pub mod flight;
 pub mod http;
 pub mod metrics;
+mod sql_encode;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,6 +116,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         auth: auth.clone(),
         metrics,
         max_body_bytes: config.ingest.max_body_bytes,
+        engine: silt_sql::Engine::new(warehouse.clone()),
+        sql: http::SqlLimits {
+            statement_timeout: std::time::Duration::from_millis(config.sql.statement_timeout_ms),
+            max_rows: config.sql.max_rows,
+        },
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {

@@ -8,8 +8,12 @@ use arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
 };
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
@@ -163,9 +167,22 @@ impl Engine {
     /// Plans with DataFusion over the statement's catalog and runs the plan.
     async fn plan_and_run(
         &self,
-        mut statement: Statement,
+        statement: Statement,
         schema: &Arc<StatementSchema>,
     ) -> Result<StatementOutput> {
+        let frame = self.plan_frame(statement, schema, Vec::new()).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(StatementOutput { schema, batches })
+    }
+
+    /// The DataFusion frame of a statement, with `$1…` bound to `params`.
+    async fn plan_frame(
+        &self,
+        mut statement: Statement,
+        schema: &Arc<StatementSchema>,
+        params: Vec<ScalarValue>,
+    ) -> Result<DataFrame> {
         pin_versions(&mut statement, schema).await?;
         let catalog = MemoryCatalogProvider::new();
         catalog
@@ -176,14 +193,72 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
             .with_catalog_list(Arc::new(catalogs))
             .build();
-        let plan = state
+        let mut plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
+        if !params.is_empty() {
+            // Values are bound into the plan as literals: never spliced into text.
+            plan = plan.with_param_values(ParamValues::List(params.into_iter().map(Into::into).collect()))?;
+        }
         let ctx = SessionContext::new_with_state(state);
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(StatementOutput { schema, batches })
+        Ok(ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Runs one statement and streams its result: queries are not collected
+    /// (rows flow as the scan produces them); other statements run to
+    /// completion and stream their one-row answer. Positional parameters
+    /// (`$1`, `$2`, …) are bound to `params` in queries and EXPLAIN.
+    pub async fn execute_stream(&self, sql: &str, params: Vec<ScalarValue>) -> Result<StatementStream> {
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 {
+            return Err(SqlError::Invalid(format!(
+                "send one statement per request (got {})",
+                statements.len()
+            )));
+        }
+        let statement = statements.remove(0);
+        let streamable = matches!(
+            &statement,
+            Parsed::Sql(s) if matches!(
+                s.as_ref(),
+                Statement::Query(_) | Statement::Explain { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. }
+            )
+        );
+        if streamable && let Parsed::Sql(statement) = statement {
+            let frame = self
+                .plan_frame(*statement, &self.statement_schema(), params)
+                .await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let stream = frame.execute_stream().await?;
+            return Ok(StatementStream { schema, stream });
+        }
+        if !params.is_empty() {
+            return Err(SqlError::Invalid(
+                "parameters ($1, …) are supported in SELECT and EXPLAIN only".to_string(),
+            ));
+        }
+        let output = self.run(statement).await?;
+        let stream = MemoryStream::try_new(output.batches, output.schema.clone(), None)?;
+        Ok(StatementStream {
+            schema: output.schema,
+            stream: Box::pin(stream),
+        })
+    }
+}
+
+/// A statement's result as a stream of batches.
+pub struct StatementStream {
+    /// Result columns.
+    pub schema: SchemaRef,
+    /// The rows, produced as they are computed.
+    pub stream: SendableRecordBatchStream,
+}
+
+impl std::fmt::Debug for StatementStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementStream")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
     }
 }
 

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod catalog;
 mod ddl;
 mod encode;
@@ -35,7 +36,9 @@ mod history;
 mod statement;
 mod time_travel;
 
+pub use access::{Access, required_access};
+pub use datafusion::common::ScalarValue;
 pub use ddl::{parse_data_type, sql_type_name};
 pub use encode::{OutputFormat, encode, json_document};
-pub use engine::{CATALOG, Engine, SCHEMA, StatementOutput};
+pub use engine::{CATALOG, Engine, SCHEMA, StatementOutput, StatementStream};
 pub use error::{Result, SqlError};

@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Forbidden,
     /// A concurrent commit won and the operation could not be retried.
     Conflict,
+    /// The statement ran past its time limit and was stopped.
+    Timeout,
     /// The operation is valid but not supported (yet).
     Unsupported,
     /// Storage or an internal invariant failed; not the caller's fault.
@@ -48,6 +50,7 @@ impl ErrorKind {
             | ErrorKind::AlreadyExists
             | ErrorKind::Unsupported => 4,
             ErrorKind::Conflict => 5,
+            ErrorKind::Timeout => 8,
             ErrorKind::Overloaded => 6,
             ErrorKind::Unauthenticated | ErrorKind::Forbidden => 7,
         }
@@ -64,6 +67,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::Overloaded => 429,
             ErrorKind::Unauthenticated => 401,
+            ErrorKind::Timeout => 408,
             ErrorKind::Forbidden => 403,
             ErrorKind::Unsupported => 501,
             ErrorKind::Internal => 500,
@@ -83,6 +87,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "https://silt.dev/problems/unauthenticated",
             ErrorKind::Forbidden => "https://silt.dev/problems/forbidden",
             ErrorKind::Conflict => "https://silt.dev/problems/conflict",
+            ErrorKind::Timeout => "https://silt.dev/problems/timeout",
             ErrorKind::Unsupported => "https://silt.dev/problems/unsupported",
             ErrorKind::Internal => "https://silt.dev/problems/internal",
         }
@@ -102,6 +107,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => 6,
             ErrorKind::Forbidden => 7,
             ErrorKind::TooLarge | ErrorKind::Overloaded => 8,
+            ErrorKind::Timeout => 4,
             ErrorKind::Conflict => 10,
             ErrorKind::Unsupported => 12,
             ErrorKind::Internal => 13,
@@ -125,7 +131,8 @@ mod tests {
     }
 
     /// Every kind, for tests that must cover them all.
-    pub(crate) const ALL: [ErrorKind; 12] = [
+    pub(crate) const ALL: [ErrorKind; 13] = [
+        ErrorKind::Timeout,
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidInput,

@@ -1076,7 +1076,11 @@ fn full_queue_answers_429_with_retry_after_and_loses_nothing() {
     let mut refused = 0;
     for reply in &replies {
         match reply.status {
-            200 => accepted_rows += assert_ingested(reply, 500)["rows_written"].as_i64().expect("rows"),
+            200 => {
+                accepted_rows += assert_ingested(reply, 500)["rows_written"]
+                    .as_i64()
+                    .expect("rows")
+            }
             429 => {
                 assert_problem(reply, 429);
                 let retry = reply.header("retry-after").expect("Retry-After header");
@@ -1104,6 +1108,9 @@ fn open_server_refuses_non_loopback_address() {
         .expect("runs silt serve");
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
 }

@@ -3,6 +3,7 @@
 
 mod ops;
 mod rows;
+mod sql;
 mod tables;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::metrics::Metrics;
 
 pub use ops::ApiDoc;
 pub use rows::IngestAnswer;
+pub use sql::SqlRequest;
 pub use tables::{ColumnSpec, CreateTable, History, TableInfo, TableList};
 
 /// What every handler can reach.
@@ -37,6 +39,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest request body.
     pub max_body_bytes: u64,
+    /// The SQL engine over the warehouse.
+    pub engine: silt_sql::Engine,
+    /// Query limits.
+    pub sql: SqlLimits,
+}
+
+/// Limits on `/v1/sql` statements.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlLimits {
+    /// Longest a statement may run.
+    pub statement_timeout: std::time::Duration,
+    /// Most rows one answer carries.
+    pub max_rows: u64,
 }
 
 impl AppState {
@@ -53,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/v1/sql", post(sql::sql))
         .route("/v1/tables", post(tables::create).get(tables::list))
         .route("/v1/tables/{table}", get(tables::describe))
         .route("/v1/tables/{table}/history", get(tables::history))

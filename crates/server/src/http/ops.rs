@@ -25,11 +25,12 @@ use crate::error::ApiError;
         super::tables::describe,
         super::tables::history,
         super::rows::ingest,
+        super::sql::sql,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"))
+    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"), (name = "sql", description = "run SQL"))
 )]
 pub struct ApiDoc;
 

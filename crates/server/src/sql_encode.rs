@@ -1,0 +1,195 @@
+//! Incremental result encoders for `/v1/sql`: each batch becomes a chunk of
+//! the response body as soon as it is computed.
+
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use axum::body::Bytes;
+use silt_sql::{OutputFormat, SqlError};
+
+use crate::error::ApiError;
+
+/// A format `/v1/sql` answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultFormat {
+    /// `{"columns":[…],"rows":[[…]],"truncated":bool}`.
+    Json,
+    /// One JSON object per row.
+    Ndjson,
+    /// CSV with a header line.
+    Csv,
+    /// Arrow IPC stream.
+    Arrow,
+}
+
+impl ResultFormat {
+    /// The format an `Accept` header asks for (first match wins; none or
+    /// `*/*` is JSON).
+    pub fn from_accept(accept: Option<&str>) -> Result<Self, ApiError> {
+        let Some(accept) = accept else {
+            return Ok(ResultFormat::Json);
+        };
+        for media in accept.split(',') {
+            let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            match media.as_str() {
+                "application/json" | "*/*" | "application/*" | "" => return Ok(ResultFormat::Json),
+                "application/x-ndjson" | "application/ndjson" | "application/jsonl" => {
+                    return Ok(ResultFormat::Ndjson);
+                }
+                "text/csv" | "text/*" => return Ok(ResultFormat::Csv),
+                "application/vnd.apache.arrow.stream" => return Ok(ResultFormat::Arrow),
+                _ => {}
+            }
+        }
+        Err(ApiError::invalid(format!(
+            "cannot answer in '{accept}': accept application/json, application/x-ndjson, text/csv or \
+             application/vnd.apache.arrow.stream"
+        )))
+    }
+
+    /// The response `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ResultFormat::Json => "application/json",
+            ResultFormat::Ndjson => "application/x-ndjson",
+            ResultFormat::Csv => "text/csv; charset=utf-8",
+            ResultFormat::Arrow => "application/vnd.apache.arrow.stream",
+        }
+    }
+}
+
+/// Encodes one result incrementally, stopping at a row cap.
+pub struct Encoder {
+    format: ResultFormat,
+    schema: SchemaRef,
+    max_rows: u64,
+    rows: u64,
+    truncated: bool,
+    arrow: Option<StreamWriter<Vec<u8>>>,
+}
+
+impl Encoder {
+    /// An encoder for `schema` that emits at most `max_rows` rows.
+    pub fn new(format: ResultFormat, schema: SchemaRef, max_rows: u64) -> Self {
+        Self {
+            format,
+            schema,
+            max_rows,
+            rows: 0,
+            truncated: false,
+            arrow: None,
+        }
+    }
+
+    /// Whether the cap is reached.
+    pub fn full(&self) -> bool {
+        self.rows >= self.max_rows
+    }
+
+    /// What comes before the first row.
+    pub fn start(&mut self) -> Result<Bytes, SqlError> {
+        match self.format {
+            ResultFormat::Json => {
+                let columns: Vec<serde_json::Value> = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+                    .collect();
+                let columns = serde_json::to_string(&columns).map_err(encode_error)?;
+                Ok(Bytes::from(format!("{{\"columns\":{columns},\"rows\":[")))
+            }
+            ResultFormat::Csv => {
+                let empty = RecordBatch::new_empty(self.schema.clone());
+                Ok(Bytes::from(silt_sql::encode(
+                    OutputFormat::Csv,
+                    &self.schema,
+                    &[empty],
+                )?))
+            }
+            ResultFormat::Ndjson => Ok(Bytes::new()),
+            ResultFormat::Arrow => {
+                let writer = StreamWriter::try_new(Vec::new(), &self.schema).map_err(encode_error)?;
+                self.arrow = Some(writer);
+                Ok(self.take_arrow())
+            }
+        }
+    }
+
+    fn take_arrow(&mut self) -> Bytes {
+        self.arrow
+            .as_mut()
+            .map(|w| Bytes::from(std::mem::take(w.get_mut())))
+            .unwrap_or_default()
+    }
+
+    /// The chunk for one batch (cut at the row cap).
+    pub fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, SqlError> {
+        let room = self.max_rows.saturating_sub(self.rows);
+        if batch.num_rows() as u64 > room {
+            self.truncated = true;
+        }
+        let batch = batch.slice(
+            0,
+            batch.num_rows().min(usize::try_from(room).unwrap_or(usize::MAX)),
+        );
+        if batch.num_rows() == 0 {
+            return Ok(Bytes::new());
+        }
+        let first = self.rows == 0;
+        self.rows += batch.num_rows() as u64;
+        match self.format {
+            ResultFormat::Json => {
+                let document = silt_sql::json_document(&self.schema, std::slice::from_ref(&batch))?;
+                let mut out = Vec::new();
+                if let Some(rows) = document["rows"].as_array() {
+                    for (i, row) in rows.iter().enumerate() {
+                        if !(first && i == 0) {
+                            out.push(b',');
+                        }
+                        serde_json::to_writer(&mut out, row).map_err(encode_error)?;
+                    }
+                }
+                Ok(Bytes::from(out))
+            }
+            ResultFormat::Ndjson => Ok(Bytes::from(silt_sql::encode(
+                OutputFormat::Ndjson,
+                &self.schema,
+                &[batch],
+            )?)),
+            ResultFormat::Csv => {
+                let mut out = Vec::new();
+                let mut writer = arrow::csv::WriterBuilder::new()
+                    .with_header(false)
+                    .build(&mut out);
+                writer.write(&batch).map_err(encode_error)?;
+                drop(writer);
+                Ok(Bytes::from(out))
+            }
+            ResultFormat::Arrow => {
+                if let Some(writer) = self.arrow.as_mut() {
+                    writer.write(&batch).map_err(encode_error)?;
+                }
+                Ok(self.take_arrow())
+            }
+        }
+    }
+
+    /// What comes after the last row.
+    pub fn finish(&mut self) -> Result<Bytes, std::io::Error> {
+        match self.format {
+            ResultFormat::Json => Ok(Bytes::from(format!("],\"truncated\":{}}}\n", self.truncated))),
+            ResultFormat::Arrow => {
+                if let Some(writer) = self.arrow.as_mut() {
+                    writer.finish().map_err(std::io::Error::other)?;
+                }
+                Ok(self.take_arrow())
+            }
+            ResultFormat::Csv | ResultFormat::Ndjson => Ok(Bytes::new()),
+        }
+    }
+}
+
+fn encode_error(e: impl ToString) -> SqlError {
+    SqlError::Execution(format!("cannot encode result: {}", e.to_string()))
+}
