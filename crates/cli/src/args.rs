@@ -37,17 +37,12 @@ fn parse_format(s: &str) -> Result<OutputFormat, String> {
 /// Talking to a running server instead of the warehouse directly.
 #[derive(Debug, Args, Clone)]
 pub struct RemoteArgs {
-    /// Push through a running `silt serve` at this URL (e.g. http://127.0.0.1:7070).
+    /// Go through a running `silt serve` at this URL (e.g. http://127.0.0.1:7070).
     #[arg(long, env = "SILT_SERVER")]
     pub server: Option<String>,
     /// Bearer token for the server.
     #[arg(long, env = "SILT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Producer id for exactly-once; by default derived from the table and
-    /// the files (path, size, modification time), so a rerun of the same
-    /// command skips the files already committed.
-    #[arg(long, env = "SILT_PRODUCER_ID")]
-    pub producer_id: Option<String>,
 }
 
 /// The subcommands.
@@ -61,6 +56,8 @@ pub enum Command {
         format: FormatArgs,
         /// One or more `;`-separated statements.
         sql: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Append files to a table in one commit.
     Ingest {
@@ -82,6 +79,11 @@ pub enum Command {
         evolve: bool,
         #[command(flatten)]
         remote: RemoteArgs,
+        /// Producer id for exactly-once (with --server); by default derived
+        /// from the table and the files (path, size, modification time), so a
+        /// rerun of the same command skips the files already committed.
+        #[arg(long, env = "SILT_PRODUCER_ID")]
+        producer_id: Option<String>,
     },
     /// Serve the warehouse: HTTP API and Arrow Flight.
     Serve {

@@ -42,3 +42,4 @@ pub use ddl::{parse_data_type, sql_type_name};
 pub use encode::{OutputFormat, encode, json_document};
 pub use engine::{CATALOG, Engine, SCHEMA, StatementOutput, StatementStream};
 pub use error::{Result, SqlError};
+pub use statement::split_statements;

@@ -55,6 +55,25 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
     Ok(statements)
 }
 
+/// The text of each top-level `;`-separated statement of `sql`, as written
+/// (for clients that send statements one by one, such as `silt sql --server`).
+pub fn split_statements(sql: &str) -> Result<Vec<String>> {
+    let dialect = DatabricksDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let statements: Vec<String> = tokens
+        .split(|t| t.token == Token::SemiColon)
+        .map(|chunk| chunk.iter().map(|t| t.token.to_string()).collect::<String>())
+        .map(|text| text.trim().to_string())
+        .filter(|text| !text.is_empty())
+        .collect();
+    if statements.is_empty() {
+        return Err(SqlError::Syntax("no statement".to_string()));
+    }
+    Ok(statements)
+}
+
 fn keyword(token: &TokenWithSpan, expected: Keyword) -> bool {
     matches!(&token.token, Token::Word(w) if w.keyword == expected)
 }
@@ -86,6 +105,12 @@ fn describe_history(tokens: &[&TokenWithSpan]) -> Result<Option<Parsed>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_keeps_each_statement_text() {
+        let parts = split_statements("SELECT 'a;b' AS x;\n DESCRIBE HISTORY t LIMIT 2 ;").expect("splits");
+        assert_eq!(parts, ["SELECT 'a;b' AS x", "DESCRIBE HISTORY t LIMIT 2"]);
+    }
 
     #[test]
     fn splits_and_recognises_history() {

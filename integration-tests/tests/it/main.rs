@@ -5,6 +5,7 @@ mod harness;
 mod server;
 
 mod cli_ingest;
+mod cli_server;
 mod errors;
 mod interop;
 mod object_store;

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod remote_ingest;
+mod remote_sql;
 mod serve;
 mod sql;
 mod table;
@@ -26,7 +27,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 warehouse,
                 format,
                 sql,
-            } => sql::run(&open(&warehouse.warehouse)?, format.format, &sql).await,
+                remote,
+            } => match &remote.server {
+                Some(server) => remote_sql::run(server, remote.token.as_deref(), format.format, &sql).await,
+                None => sql::run(&open(&warehouse.warehouse)?, format.format, &sql).await,
+            },
             Command::Ingest {
                 warehouse,
                 table,
@@ -35,18 +40,16 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 create,
                 evolve,
                 remote,
+                producer_id,
             } => {
                 if let Some(server) = &remote.server {
-                    return remote_ingest::run(
+                    let target = remote_ingest::Target {
                         server,
-                        &remote,
-                        &table,
-                        &files,
-                        format.as_deref(),
-                        create,
-                        evolve,
-                    )
-                    .await;
+                        token: remote.token.as_deref(),
+                        producer_id: producer_id.as_deref(),
+                    };
+                    return remote_ingest::run(&target, &table, &files, format.as_deref(), create, evolve)
+                        .await;
                 }
                 if evolve {
                     return Err(Failure::new(

@@ -7,15 +7,23 @@ use std::time::Duration;
 use silt_ingest::Format;
 use silt_table::ErrorKind;
 
-use crate::args::RemoteArgs;
 use crate::failure::Failure;
+
+/// Where and as whom files are pushed.
+pub(super) struct Target<'a> {
+    /// Server base URL.
+    pub server: &'a str,
+    /// Bearer token.
+    pub token: Option<&'a str>,
+    /// Producer id, if given.
+    pub producer_id: Option<&'a str>,
+}
 
 /// Attempts per file for retryable answers (429, 5xx, connection errors).
 const ATTEMPTS: u32 = 8;
 
 pub(super) async fn run(
-    server: &str,
-    remote: &RemoteArgs,
+    target: &Target<'_>,
     table: &str,
     files: &[PathBuf],
     format: Option<&str>,
@@ -24,15 +32,15 @@ pub(super) async fn run(
 ) -> Result<(), Failure> {
     silt_table::validate_table_name(table)?;
     let forced = format.map(str::parse::<Format>).transpose()?;
-    let producer = match &remote.producer_id {
-        Some(id) => id.clone(),
+    let producer = match target.producer_id {
+        Some(id) => id.to_string(),
         None => stable_producer_id(table, files)?,
     };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()
         .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot build HTTP client: {e}")))?;
-    let url = format!("{}/v1/tables/{table}/rows", server.trim_end_matches('/'));
+    let url = format!("{}/v1/tables/{table}/rows", target.server.trim_end_matches('/'));
     let (mut rows, mut rejected, mut duplicates, mut version) = (0u64, 0u64, 0usize, None);
     for (index, path) in files.iter().enumerate() {
         let name = path.display().to_string();
@@ -46,7 +54,15 @@ pub(super) async fn run(
             .map_err(|e| Failure::new(ErrorKind::NotFound, format!("cannot read {name}: {e}")))?;
         let sequence = index as u64 + 1;
         let answer = send(
-            &client, &url, remote, &producer, sequence, format, body, create, evolve,
+            &client,
+            &url,
+            target.token,
+            &producer,
+            sequence,
+            format,
+            body,
+            create,
+            evolve,
         )
         .await
         .map_err(|f| Failure::new(f.0, format!("{name}: {}", f.1)))?;
@@ -73,7 +89,7 @@ pub(super) async fn run(
 async fn send(
     client: &reqwest::Client,
     url: &str,
-    remote: &RemoteArgs,
+    token: Option<&str>,
     producer: &str,
     sequence: u64,
     format: Format,
@@ -97,7 +113,7 @@ async fn send(
             .header("silt-producer-id", producer)
             .header("silt-sequence", sequence.to_string())
             .body(body.clone());
-        if let Some(token) = &remote.token {
+        if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         match request.send().await {
@@ -131,11 +147,13 @@ async fn send(
     Err(last)
 }
 
-fn kind_of(status: u16) -> ErrorKind {
+/// The error kind of an HTTP status from silt.
+pub(super) fn kind_of(status: u16) -> ErrorKind {
     match status {
         401 => ErrorKind::Unauthenticated,
         403 => ErrorKind::Forbidden,
         404 => ErrorKind::NotFound,
+        408 => ErrorKind::Timeout,
         409 => ErrorKind::Conflict,
         413 => ErrorKind::TooLarge,
         415 => ErrorKind::UnsupportedMediaType,
