@@ -1,42 +1,74 @@
-//! Arrow Flight: `DoPut` streams record batches into a table, group-committed
-//! with the HTTP traffic. Descriptor path `[table]` or `[table, producer]`;
-//! each batch's `app_metadata` may carry `{"sequence": n}`; one `PutResult`
-//! per batch, once durable, with `{"sequence", "version", "duplicate"}`.
+//! Arrow Flight on one port: `DoPut` ingest and Flight SQL.
 //!
-//! Batches of one stream are committed in order, one after the other: the
-//! next message is read only after the previous batch's ack, so gRPC flow
-//! control is the back-pressure and a producer's sequences cannot overtake.
+//! **Ingest.** `DoPut` with a *path* descriptor streams record batches into a
+//! table, group-committed with the HTTP traffic. Path `[table]` or `[table,
+//! producer]`; each batch's `app_metadata` may carry `{"sequence": n}`; one
+//! `PutResult` per batch, once durable, with `{"sequence", "version",
+//! "duplicate"}`. Batches of one stream are committed in order: the next
+//! message is read only after the previous batch's ack, so gRPC flow control
+//! is the back-pressure and a producer's sequences cannot overtake.
+//!
+//! **Flight SQL** (command descriptors): statement queries, prepared
+//! statements with `$n` parameters, `executeUpdate` for DML/DDL, and catalog
+//! metadata (catalogs, schemas, tables, table types), so ADBC and JDBC Flight
+//! SQL clients work. Results stream from DataFusion as Flight data.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes,
+    CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
 use arrow_flight::{
-    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
-    HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+    FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, PutResult, SchemaAsIpc, Ticket,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
 use silt_ingest::Ingestor;
+use silt_sql::{Access, Engine, ScalarValue};
 use tokio::sync::mpsc;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 use crate::auth::{Auth, Role};
 use crate::error::ApiError;
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The Flight service.
-pub struct FlightIngest {
-    ingestor: Arc<Ingestor>,
-    auth: Auth,
+/// A prepared statement: its text and the parameters bound so far.
+#[derive(Debug, Clone)]
+struct PreparedStatement {
+    sql: String,
+    params: Vec<ScalarValue>,
 }
 
-impl FlightIngest {
-    /// A service writing through `ingestor`.
-    pub fn new(ingestor: Arc<Ingestor>, auth: Auth) -> Self {
-        Self { ingestor, auth }
+/// The Flight service: ingest and Flight SQL.
+pub struct SiltFlight {
+    ingestor: Arc<Ingestor>,
+    engine: Engine,
+    auth: Auth,
+    prepared: Mutex<HashMap<String, PreparedStatement>>,
+}
+
+impl SiltFlight {
+    /// A service writing through `ingestor` and querying with `engine`.
+    pub fn new(ingestor: Arc<Ingestor>, engine: Engine, auth: Auth) -> Self {
+        Self {
+            ingestor,
+            engine,
+            auth,
+            prepared: Mutex::new(HashMap::new()),
+        }
     }
 
     fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<(), Status> {
@@ -46,13 +78,103 @@ impl FlightIngest {
             .and_then(|v| v.to_str().ok());
         self.auth.check(header, role).map_err(|e| e.to_status())
     }
+
+    fn prepared(&self, handle: &[u8]) -> Result<PreparedStatement, Status> {
+        let key = String::from_utf8_lossy(handle).into_owned();
+        self.prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements unavailable"))?
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| {
+                Status::not_found("unknown prepared statement handle (closed or from another server)")
+            })
+    }
+
+    /// Runs a query and streams it as Flight data.
+    async fn stream_query(
+        &self,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<Response<BoxedStream<FlightData>>, Status> {
+        let result = self
+            .engine
+            .execute_stream(sql, params)
+            .await
+            .map_err(sql_status)?;
+        let batches = result.stream.map_err(|e| FlightError::ExternalError(Box::new(e)));
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(result.schema)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(encoded)))
+    }
+
+    /// A FlightInfo whose one endpoint's ticket is `ticket` (an `Any`).
+    fn flight_info(
+        schema: &Schema,
+        ticket: Any,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+            .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec())))
+            .with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+
+    fn batch_stream(batch: RecordBatch) -> Response<BoxedStream<FlightData>> {
+        let schema = batch.schema();
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::once(async move { Ok(batch) }))
+            .map_err(Status::from);
+        Response::new(Box::pin(stream))
+    }
+
+    /// Runs a statement for its effect; the answer's `num_affected_rows`
+    /// (DML) or 0.
+    async fn execute_update(&self, sql: &str) -> Result<i64, Status> {
+        let outputs = self.engine.execute(sql).await.map_err(sql_status)?;
+        Ok(outputs
+            .last()
+            .and_then(|o| o.batches.first())
+            .and_then(|b| b.column_by_name("num_affected_rows"))
+            .and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0))
+    }
+
+    async fn table_names(&self) -> Result<Vec<String>, Status> {
+        self.engine
+            .warehouse()
+            .list_tables()
+            .await
+            .map_err(|e| ApiError::from(e).to_status())
+    }
+}
+
+fn sql_status(error: silt_sql::SqlError) -> Status {
+    ApiError::new(error.kind(), error.to_string()).to_status()
 }
 
 fn invalid(detail: impl Into<String>) -> Status {
     ApiError::invalid(detail).to_status()
 }
 
-/// `(table, producer)` from a DoPut descriptor.
+fn role_for(access: Access) -> Role {
+    match access {
+        Access::Read => Role::Reader,
+        Access::Write => Role::Writer,
+        Access::Admin => Role::Operator,
+    }
+}
+
+/// `(table, producer)` from a DoPut path descriptor.
 fn target(descriptor: &FlightDescriptor) -> Result<(String, Option<String>), Status> {
     match descriptor.path.as_slice() {
         [table] => Ok((table.clone(), None)),
@@ -85,140 +207,371 @@ fn sequence(app_metadata: &[u8]) -> Result<Option<u64>, Status> {
     }
 }
 
-#[tonic::async_trait]
-impl FlightService for FlightIngest {
-    type HandshakeStream = BoxedStream<HandshakeResponse>;
-    type ListFlightsStream = BoxedStream<FlightInfo>;
-    type DoGetStream = BoxedStream<FlightData>;
-    type DoPutStream = BoxedStream<PutResult>;
-    type DoExchangeStream = BoxedStream<FlightData>;
-    type DoActionStream = BoxedStream<arrow_flight::Result>;
-    type ListActionsStream = BoxedStream<ActionType>;
-
-    async fn do_put(
-        &self,
-        request: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoPutStream>, Status> {
-        self.authorize(&request, Role::Writer)?;
-        let mut input = request.into_inner();
-        let first = input
-            .message()
-            .await?
-            .ok_or_else(|| invalid("empty DoPut stream: send a descriptor and a schema"))?;
-        let descriptor = first
-            .flight_descriptor
-            .clone()
-            .ok_or_else(|| invalid("the first DoPut message must carry the flight descriptor"))?;
-        let (table, producer) = target(&descriptor)?;
-        let messages = futures::stream::once(async move { Ok(first) })
-            .chain(input)
-            .map_err(FlightError::from);
-        let mut decoder = FlightDataDecoder::new(messages);
-        let ingestor = self.ingestor.clone();
-        let (sender, receiver) = mpsc::channel::<Result<PutResult, Status>>(1);
-        tokio::spawn(async move {
-            while let Some(item) = decoder.next().await {
-                let decoded = match item {
-                    Ok(decoded) => decoded,
-                    Err(error) => {
-                        let _ = sender
-                            .send(Err(invalid(format!("cannot decode the Flight stream: {error}"))))
-                            .await;
-                        return;
-                    }
-                };
-                let DecodedPayload::RecordBatch(batch) = decoded.payload else {
-                    continue;
-                };
-                let answer = async {
-                    let sequence = sequence(&decoded.inner.app_metadata)?;
-                    let exactly_once = match (&producer, sequence) {
-                        (Some(producer), Some(sequence)) => Some((producer.clone(), sequence)),
-                        (None, None) => None,
-                        (None, Some(_)) => {
-                            return Err(invalid(
-                                "a sequence needs a producer: use the descriptor path [table, producer_id]",
-                            ));
-                        }
-                        (Some(_), None) => {
-                            return Err(invalid(
-                                "with a producer in the descriptor every batch needs {\"sequence\": n}",
-                            ));
-                        }
-                    };
-                    let ack = ingestor
-                        .ingest_batches(&table, batch.schema(), vec![batch], exactly_once)
-                        .await
-                        .map_err(|e| ApiError::from(e).to_status())?;
-                    let metadata = serde_json::json!({
-                        "sequence": sequence,
-                        "version": ack.version,
-                        "duplicate": ack.duplicate,
-                        "rows_written": ack.rows_written,
-                        "rows_rejected": ack.rows_rejected,
-                    });
-                    Ok(PutResult {
-                        app_metadata: serde_json::to_vec(&metadata).unwrap_or_default().into(),
-                    })
-                }
-                .await;
-                let failed = answer.is_err();
-                if sender.send(answer).await.is_err() || failed {
+/// Streams a path-descriptor DoPut into the ingestor, acking batch by batch.
+fn ingest_stream<S>(
+    ingestor: Arc<Ingestor>,
+    messages: S,
+    table: String,
+    producer: Option<String>,
+) -> BoxedStream<PutResult>
+where
+    S: Stream<Item = Result<FlightData, Status>> + Send + 'static,
+{
+    let mut decoder = FlightDataDecoder::new(messages.map_err(FlightError::from));
+    let (sender, receiver) = mpsc::channel::<Result<PutResult, Status>>(1);
+    tokio::spawn(async move {
+        while let Some(item) = decoder.next().await {
+            let decoded = match item {
+                Ok(decoded) => decoded,
+                Err(error) => {
+                    let _ = sender
+                        .send(Err(invalid(format!("cannot decode the Flight stream: {error}"))))
+                        .await;
                     return;
                 }
+            };
+            let DecodedPayload::RecordBatch(batch) = decoded.payload else {
+                continue;
+            };
+            let answer = async {
+                let sequence = sequence(&decoded.inner.app_metadata)?;
+                let exactly_once = match (&producer, sequence) {
+                    (Some(producer), Some(sequence)) => Some((producer.clone(), sequence)),
+                    (None, None) => None,
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            "a sequence needs a producer: use the descriptor path [table, producer_id]",
+                        ));
+                    }
+                    (Some(_), None) => {
+                        return Err(invalid(
+                            "with a producer in the descriptor every batch needs {\"sequence\": n}",
+                        ));
+                    }
+                };
+                let ack = ingestor
+                    .ingest_batches(&table, batch.schema(), vec![batch], exactly_once)
+                    .await
+                    .map_err(|e| ApiError::from(e).to_status())?;
+                let metadata = serde_json::json!({
+                    "sequence": sequence,
+                    "version": ack.version,
+                    "duplicate": ack.duplicate,
+                    "rows_written": ack.rows_written,
+                    "rows_rejected": ack.rows_rejected,
+                });
+                Ok(PutResult {
+                    app_metadata: serde_json::to_vec(&metadata).unwrap_or_default().into(),
+                })
             }
-        });
-        let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|item| (item, receiver))
-        });
-        Ok(Response::new(Box::pin(stream)))
-    }
+            .await;
+            let failed = answer.is_err();
+            if sender.send(answer).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::pin(futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    }))
+}
 
-    async fn handshake(
+#[tonic::async_trait]
+impl FlightSqlService for SiltFlight {
+    type FlightService = SiltFlight;
+
+    async fn do_put_fallback(
         &self,
-        _: Request<Streaming<HandshakeRequest>>,
-    ) -> Result<Response<Self::HandshakeStream>, Status> {
-        Err(Status::unimplemented(
-            "handshake is not used: send 'authorization: Bearer <token>'",
-        ))
+        request: Request<PeekableFlightDataStream>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        self.authorize(&request, Role::Writer)?;
+        if !message.type_url.is_empty() {
+            return Err(Status::unimplemented(format!(
+                "DoPut command {} is not served",
+                message.type_url
+            )));
+        }
+        let mut stream = request.into_inner().into_peekable();
+        let descriptor = match Pin::new(&mut stream).peek().await {
+            Some(Ok(first)) => first.flight_descriptor.clone(),
+            Some(Err(status)) => return Err(status.clone()),
+            None => None,
+        }
+        .ok_or_else(|| invalid("the first DoPut message must carry the flight descriptor"))?;
+        let (table, producer) = target(&descriptor)?;
+        Ok(Response::new(ingest_stream(
+            self.ingestor.clone(),
+            stream,
+            table,
+            producer,
+        )))
     }
 
-    async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
-        Err(Status::unimplemented("list_flights is not served"))
-    }
-
-    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        Err(Status::unimplemented(
-            "get_flight_info is not served yet (Flight SQL arrives with the SQL endpoint)",
-        ))
-    }
-
-    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
-        Err(Status::unimplemented("poll_flight_info is not served"))
-    }
-
-    async fn get_schema(&self, _: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
-        Err(Status::unimplemented("get_schema is not served"))
-    }
-
-    async fn do_get(&self, _: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        Err(Status::unimplemented("do_get is not served yet"))
-    }
-
-    async fn do_exchange(
+    async fn get_flight_info_statement(
         &self,
-        _: Request<Streaming<FlightData>>,
-    ) -> Result<Response<Self::DoExchangeStream>, Status> {
-        Err(Status::unimplemented("do_exchange is not served"))
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let access = silt_sql::required_access(&query.query).map_err(sql_status)?;
+        if access != Access::Read {
+            return Err(invalid(
+                "this statement changes data: run it with executeUpdate (DoPut CommandStatementUpdate)",
+            ));
+        }
+        self.authorize(&request, Role::Reader)?;
+        let prepared = self.engine.prepare(&query.query).await.map_err(sql_status)?;
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.clone().into_bytes().into(),
+        };
+        Self::flight_info(&prepared.schema, ticket.as_any(), request.into_inner())
     }
 
-    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
-        Err(Status::unimplemented("do_action is not served"))
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: arrow_flight::sql::CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let statement = self.prepared(&query.prepared_statement_handle)?;
+        let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
+        self.authorize(&request, role_for(access))?;
+        self.execute_update(&statement.sql).await
     }
 
-    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
-        Err(Status::unimplemented("list_actions is not served"))
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| invalid("ticket is not UTF-8 SQL"))?;
+        if silt_sql::required_access(&sql).map_err(sql_status)? != Access::Read {
+            return Err(invalid("a statement ticket may only hold a query"));
+        }
+        self.stream_query(&sql, Vec::new()).await
     }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let access = silt_sql::required_access(&command.query).map_err(sql_status)?;
+        self.authorize(&request, role_for(access))?;
+        self.execute_update(&command.query).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let prepared = self.engine.prepare(&query.query).await.map_err(sql_status)?;
+        let handle = uuid::Uuid::new_v4().to_string();
+        self.prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements unavailable"))?
+            .insert(
+                handle.clone(),
+                PreparedStatement {
+                    sql: query.query,
+                    params: Vec::new(),
+                },
+            );
+        let options = arrow::ipc::writer::IpcWriteOptions::default();
+        let schema_bytes = |schema: &Schema| -> Result<prost::bytes::Bytes, Status> {
+            let message: IpcMessage = SchemaAsIpc::new(schema, &options)
+                .try_into()
+                .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+            Ok(message.0)
+        };
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema: schema_bytes(&prepared.schema)?,
+            parameter_schema: schema_bytes(&prepared.parameters)?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let mut statement = self.prepared(&query.prepared_statement_handle)?;
+        let batches: Vec<RecordBatch> =
+            FlightDataDecoder::new(request.into_inner().map_err(FlightError::from))
+                .try_filter_map(|d| async move {
+                    Ok(match d.payload {
+                        DecodedPayload::RecordBatch(batch) => Some(batch),
+                        _ => None,
+                    })
+                })
+                .try_collect()
+                .await
+                .map_err(|e| invalid(format!("cannot decode parameters: {e}")))?;
+        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Err(invalid("no parameter values were sent"));
+        };
+        statement.params = batch
+            .columns()
+            .iter()
+            .map(|column| ScalarValue::try_from_array(column, 0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(format!("bad parameter value: {e}")))?;
+        self.prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements unavailable"))?
+            .insert(
+                String::from_utf8_lossy(&query.prepared_statement_handle).into_owned(),
+                statement,
+            );
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let statement = self.prepared(&query.prepared_statement_handle)?;
+        let prepared = self.engine.prepare(&statement.sql).await.map_err(sql_status)?;
+        Self::flight_info(&prepared.schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let statement = self.prepared(&query.prepared_statement_handle)?;
+        let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
+        self.authorize(&request, role_for(access))?;
+        self.stream_query(&statement.sql, statement.params).await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        self.authorize(&request, Role::Reader)?;
+        if let Ok(mut prepared) = self.prepared.lock() {
+            prepared.remove(&String::from_utf8_lossy(&query.prepared_statement_handle).into_owned());
+        }
+        Ok(())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let schema = query.into_builder().schema();
+        Self::flight_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let mut builder = query.into_builder();
+        builder.append(silt_sql::CATALOG);
+        let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::batch_stream(batch))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let schema = query.clone().into_builder().schema();
+        Self::flight_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let mut builder = query.into_builder();
+        builder.append(silt_sql::CATALOG, silt_sql::SCHEMA);
+        let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::batch_stream(batch))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let schema = query.clone().into_builder().schema();
+        Self::flight_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let include_schema = query.include_schema;
+        let mut builder = query.into_builder();
+        for name in self.table_names().await? {
+            let schema = if include_schema {
+                match self.engine.warehouse().table(&name).await {
+                    Ok(table) => table
+                        .schema()
+                        .map(|s| s.as_ref().clone())
+                        .unwrap_or_else(|_| Schema::empty()),
+                    Err(_) => continue,
+                }
+            } else {
+                Schema::empty()
+            };
+            builder
+                .append(silt_sql::CATALOG, silt_sql::SCHEMA, &name, "TABLE", &schema)
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::batch_stream(batch))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let schema = query.into_builder().schema();
+        Self::flight_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.authorize(&request, Role::Reader)?;
+        let mut builder = query.into_builder();
+        builder.append("TABLE");
+        let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Self::batch_stream(batch))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
 #[cfg(test)]

@@ -128,8 +128,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     };
     let http_server =
         axum::serve(http_listener, http::router(state)).with_graceful_shutdown(wait(stopped.clone()));
-    let flight_service = FlightServiceServer::new(flight::FlightIngest::new(ingestor.clone(), auth))
-        .max_decoding_message_size(usize::try_from(config.ingest.max_body_bytes).unwrap_or(usize::MAX));
+    let flight_service = FlightServiceServer::new(flight::SiltFlight::new(
+        ingestor.clone(),
+        silt_sql::Engine::new(warehouse.clone()),
+        auth,
+    ))
+    .max_decoding_message_size(usize::try_from(config.ingest.max_body_bytes).unwrap_or(usize::MAX));
     let flight_server = tonic::transport::Server::builder()
         .add_service(flight_service)
         .serve_with_incoming_shutdown(

@@ -25,6 +25,8 @@ pub fn required_access(sql: &str) -> Result<Access> {
     for statement in parse(sql)? {
         let access = match statement {
             Parsed::DescribeHistory { .. } => Access::Read,
+            Parsed::Maintenance(command) => command.access(),
+            Parsed::Alter(_) => Access::Admin,
             Parsed::Sql(statement) => statement_access(&statement),
         };
         needed = needed.max(access);
@@ -77,6 +79,20 @@ mod tests {
             ("CREATE TABLE t (a INT)", Access::Admin),
             ("DROP TABLE t", Access::Admin),
             ("SELECT 1; DROP TABLE t", Access::Admin),
+            ("DESCRIBE DETAIL t", Access::Read),
+            ("CREATE TABLE t2 AS SELECT * FROM t", Access::Admin),
+            ("ALTER TABLE t ADD COLUMNS (b INT, c STRING)", Access::Admin),
+            ("ALTER TABLE t ADD COLUMN b INT", Access::Admin),
+            ("ALTER TABLE t SET TBLPROPERTIES ('a' = 'b')", Access::Admin),
+            ("OPTIMIZE t", Access::Admin),
+            (
+                "OPTIMIZE t WHERE day = '2026-01-01' ZORDER BY (id)",
+                Access::Admin,
+            ),
+            ("VACUUM t RETAIN 0 HOURS DRY RUN", Access::Admin),
+            ("RESTORE TABLE t TO VERSION AS OF 1", Access::Admin),
+            ("EXPLAIN ANALYZE SELECT 1", Access::Read),
+            ("DESCRIBE DETAIL t; VACUUM t", Access::Admin),
         ];
         for (sql, expected) in cases {
             assert_eq!(required_access(sql).expect(sql), expected, "{sql}");

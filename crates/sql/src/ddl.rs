@@ -1,15 +1,18 @@
-//! CREATE TABLE and DROP TABLE, translated to silt-table calls.
+//! CREATE TABLE (with columns, or AS SELECT) and DROP TABLE, translated to silt-table calls.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::ast::{
     ColumnDef, ColumnOption, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr,
     HiveDistributionStyle, ObjectName, SqlOption, Value,
 };
-use silt_table::TableSpec;
+use silt_table::{CommitOptions, TableError, TableSpec, WriteMode};
 
+use crate::engine::Engine;
 use crate::error::{Result, SqlError};
 
 /// The table name of a (possibly qualified) object name; qualifiers must be
@@ -57,6 +60,17 @@ pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSp
             partition_columns.push(column_name);
         }
     }
+    let spec = TableSpec {
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns,
+        properties: create_properties(create)?,
+        if_not_exists: create.if_not_exists,
+    };
+    Ok((name, spec))
+}
+
+/// The `TBLPROPERTIES (..)` of a CREATE TABLE.
+fn create_properties(create: &CreateTable) -> Result<HashMap<String, String>> {
     let options = match &create.table_options {
         CreateTableOptions::TableProperties(options) | CreateTableOptions::Options(options) => {
             options.as_slice()
@@ -68,6 +82,155 @@ pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSp
             )));
         }
     };
+    property_map(options)
+}
+
+/// Characters Delta does not allow in column names without column mapping.
+const INVALID_COLUMN_CHARS: &[char] = &[' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '='];
+
+/// `CREATE TABLE name [PARTITIONED BY (..)] [TBLPROPERTIES (..)] AS <query>`.
+///
+/// The query runs to completion before anything is created, so a failing
+/// query changes nothing; then the table is created with the query's
+/// columns (all nullable, as Spark does: a later INSERT must be able to
+/// leave them empty) and the rows are written in the next commit. If that
+/// write fails the new table is dropped again. Returns the table, its
+/// version and the number of rows written.
+pub(crate) async fn create_table_as(engine: &Engine, mut create: CreateTable) -> Result<(String, u64, i64)> {
+    let name = table_name(&create.name)?;
+    let Some(query) = create.query.take() else {
+        return Err(SqlError::Invalid(format!("CREATE TABLE {name} AS needs a query")));
+    };
+    if create.or_replace {
+        return Err(SqlError::Unsupported(format!(
+            "CREATE OR REPLACE TABLE {name}; drop the table first, or use INSERT OVERWRITE"
+        )));
+    }
+    if !create.columns.is_empty() {
+        return Err(SqlError::Unsupported(format!(
+            "a column list in CREATE TABLE {name} … AS SELECT; the query's columns define the table, rename them with AS"
+        )));
+    }
+    let mut partition_names = Vec::new();
+    if let HiveDistributionStyle::PARTITIONED { columns } = &create.hive_distribution {
+        for column in columns {
+            if !matches!(column.data_type, SqlType::Unspecified) {
+                return Err(SqlError::Invalid(format!(
+                    "PARTITIONED BY of CREATE TABLE {name} … AS SELECT takes column names only: the query gives the types"
+                )));
+            }
+            partition_names.push(column.name.value.clone());
+        }
+    }
+    let properties = create_properties(&create)?;
+    let warehouse = engine.warehouse();
+    if warehouse.exists(&name).await? {
+        if create.if_not_exists {
+            let version = warehouse.table(&name).await?.version();
+            return Ok((name, version, 0));
+        }
+        return Err(TableError::AlreadyExists(name).into());
+    }
+
+    let frame = engine
+        .plan_frame(Statement::Query(query), &engine.statement_schema(), Vec::new())
+        .await?;
+    let query_schema = frame.schema().as_arrow().clone();
+    let mut fields = Vec::with_capacity(query_schema.fields().len());
+    for field in query_schema.fields() {
+        if field.name().is_empty() || field.name().contains(INVALID_COLUMN_CHARS) {
+            return Err(SqlError::Invalid(format!(
+                "column '{}' of the query for table '{name}' needs a name: add AS <name> (Delta column names cannot contain spaces or ,;{{}}()=)",
+                field.name()
+            )));
+        }
+        if fields
+            .iter()
+            .any(|f: &Field| f.name().eq_ignore_ascii_case(field.name()))
+        {
+            return Err(SqlError::Invalid(format!(
+                "the query for table '{name}' has two columns named '{}'; rename one with AS",
+                field.name()
+            )));
+        }
+        fields.push(field.as_ref().clone().with_nullable(true));
+    }
+    let mut partition_columns = Vec::with_capacity(partition_names.len());
+    for wanted in &partition_names {
+        let found = fields
+            .iter()
+            .find(|f| f.name() == wanted)
+            .or_else(|| fields.iter().find(|f| f.name().eq_ignore_ascii_case(wanted)));
+        match found {
+            Some(field) => partition_columns.push(field.name().clone()),
+            None => {
+                return Err(SqlError::Invalid(format!(
+                    "partition column '{wanted}' is not a column of the query for table '{name}'"
+                )));
+            }
+        }
+    }
+    let batches: Vec<RecordBatch> = frame
+        .collect()
+        .await?
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .collect();
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+
+    let spec = TableSpec {
+        schema: Arc::new(Schema::new(fields)),
+        partition_columns,
+        properties,
+        if_not_exists: false,
+    };
+    let mut table = warehouse.create_table(&name, spec).await?;
+    if rows == 0 {
+        return Ok((name, table.version(), 0));
+    }
+    let written = async {
+        let target = table.schema()?;
+        let batches = batches
+            .iter()
+            .map(|batch| conform(batch, &target, &name))
+            .collect::<Result<Vec<_>>>()?;
+        table
+            .write(batches, WriteMode::Append, CommitOptions::default())
+            .await
+            .map_err(SqlError::from)
+    }
+    .await;
+    match written {
+        Ok(version) => Ok((name, version, i64::try_from(rows).unwrap_or(i64::MAX))),
+        Err(error) => {
+            // No half-created table: the statement either made the table
+            // with its rows or left nothing behind.
+            if let Err(drop_error) = warehouse.drop_table(&name).await {
+                tracing::warn!(table = %name, error = %drop_error, "cannot drop the table of a failed CREATE TABLE AS");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Casts a query batch to the stored schema (e.g. `Utf8View` to `Utf8`).
+fn conform(batch: &RecordBatch, target: &Schema, table: &str) -> Result<RecordBatch> {
+    let columns = target
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                SqlError::Execution(format!("column '{}' missing for table '{table}'", field.name()))
+            })?;
+            arrow::compute::cast(column, field.data_type())
+                .map_err(|e| SqlError::Invalid(format!("column '{}' of table '{table}': {e}", field.name())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(Arc::new(target.clone()), columns).map_err(|e| SqlError::Execution(e.to_string()))
+}
+
+/// `TBLPROPERTIES ('k' = 'v', …)` as a map.
+pub(crate) fn property_map(options: &[SqlOption]) -> Result<HashMap<String, String>> {
     let mut properties = HashMap::new();
     for option in options {
         let SqlOption::KeyValue { key, value } = option else {
@@ -77,13 +240,7 @@ pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSp
         };
         properties.insert(key.value.clone(), literal_text(value)?);
     }
-    let spec = TableSpec {
-        schema: Arc::new(Schema::new(fields)),
-        partition_columns,
-        properties,
-        if_not_exists: create.if_not_exists,
-    };
-    Ok((name, spec))
+    Ok(properties)
 }
 
 fn literal_text(value: &Expr) -> Result<String> {
@@ -102,7 +259,7 @@ fn literal_text(value: &Expr) -> Result<String> {
     }
 }
 
-fn column_field(column: &ColumnDef) -> Result<Field> {
+pub(crate) fn column_field(column: &ColumnDef) -> Result<Field> {
     let data_type = arrow_type(&column.data_type)
         .map_err(|reason| SqlError::Invalid(format!("column '{}': {reason}", column.name.value)))?;
     let not_null = column

@@ -96,13 +96,26 @@ pub fn json_document(schema: &Schema, batches: &[RecordBatch]) -> Result<Value> 
         .iter()
         .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
         .collect();
+    // Rows are arrays by position: two columns of the same name (a join of
+    // two versions of one table) must both survive, so the JSON writer sees
+    // positional names.
+    let positional = std::sync::Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| f.as_ref().clone().with_name(format!("c{i}")))
+            .collect::<Vec<_>>(),
+    ));
     let mut rows = Vec::new();
     for batch in batches {
+        let batch =
+            RecordBatch::try_new(positional.clone(), batch.columns().to_vec()).map_err(encode_error)?;
         let mut buf = Vec::new();
         let mut writer = WriterBuilder::new()
             .with_explicit_nulls(true)
             .build::<_, JsonArray>(&mut buf);
-        writer.write(batch).map_err(encode_error)?;
+        writer.write(&batch).map_err(encode_error)?;
         writer.finish().map_err(encode_error)?;
         drop(writer);
         if buf.is_empty() {
@@ -110,7 +123,7 @@ pub fn json_document(schema: &Schema, batches: &[RecordBatch]) -> Result<Value> 
         }
         let objects: Vec<Map<String, Value>> = serde_json::from_slice(&buf).map_err(encode_error)?;
         for mut object in objects {
-            let row: Vec<Value> = schema
+            let row: Vec<Value> = positional
                 .fields()
                 .iter()
                 .map(|f| object.remove(f.name()).unwrap_or(Value::Null))

@@ -21,8 +21,10 @@ use silt_table::Warehouse;
 
 use crate::catalog::StatementSchema;
 use crate::ddl::{create_table_spec, table_name};
+use crate::dml::{self, RowCounts};
 use crate::error::{Result, SqlError};
 use crate::history::history_batch;
+use crate::merge;
 use crate::statement::{Parsed, parse};
 use crate::time_travel::pin_versions;
 
@@ -108,6 +110,15 @@ impl Engine {
                 let entries = table.history(limit).await?;
                 Ok(StatementOutput::single(history_batch(&entries)?))
             }
+            Parsed::Maintenance(command) => Ok(StatementOutput::single(command.run(&self.warehouse).await?)),
+            Parsed::Alter(alter) => {
+                let (name, version) = alter.run(&self.warehouse).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &name,
+                    version,
+                    RowCounts::default(),
+                )?))
+            }
             Parsed::Sql(statement) => self.run_sql(*statement).await,
         }
     }
@@ -117,7 +128,19 @@ impl Engine {
             Statement::CreateTable(create) if create.query.is_none() => {
                 let (name, spec) = create_table_spec(&create)?;
                 let table = self.warehouse.create_table(&name, spec).await?;
-                Ok(StatementOutput::single(change_batch(&name, table.version(), 0)?))
+                Ok(StatementOutput::single(change_batch(
+                    &name,
+                    table.version(),
+                    RowCounts::default(),
+                )?))
+            }
+            Statement::CreateTable(create) => {
+                let (name, version, inserted) = crate::ddl::create_table_as(self, create).await?;
+                let counts = RowCounts {
+                    inserted,
+                    ..RowCounts::default()
+                };
+                Ok(StatementOutput::single(change_batch(&name, version, counts)?))
             }
             Statement::Drop {
                 object_type: ObjectType::Table,
@@ -137,7 +160,11 @@ impl Engine {
                     dropped = Some((name, version));
                 }
                 let (name, version) = dropped.unwrap_or_default();
-                Ok(StatementOutput::single(change_batch(&name, version, 0)?))
+                Ok(StatementOutput::single(change_batch(
+                    &name,
+                    version,
+                    RowCounts::default(),
+                )?))
             }
             Statement::Insert(insert) => {
                 let name = match &insert.table {
@@ -153,14 +180,42 @@ impl Engine {
                     Some(table) => table.latest_version().await?,
                     None => self.warehouse.table(&name).await?.version(),
                 };
-                Ok(StatementOutput::single(change_batch(&name, version, count)?))
+                let counts = RowCounts {
+                    inserted: count,
+                    ..RowCounts::default()
+                };
+                Ok(StatementOutput::single(change_batch(&name, version, counts)?))
+            }
+            Statement::Update(update) => {
+                let change = dml::update(&self.base, &self.statement_schema(), update).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &change.table,
+                    change.version,
+                    change.counts,
+                )?))
+            }
+            Statement::Delete(delete) => {
+                let change = dml::delete(&self.base, &self.statement_schema(), delete).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &change.table,
+                    change.version,
+                    change.counts,
+                )?))
+            }
+            Statement::Merge(merge) => {
+                let change = merge::merge(&self.base, &self.statement_schema(), merge).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &change.table,
+                    change.version,
+                    change.counts,
+                )?))
             }
             other => self.plan_and_run(other, &self.statement_schema()).await,
         }
     }
 
     /// A fresh catalog schema for one statement.
-    fn statement_schema(&self) -> Arc<StatementSchema> {
+    pub(crate) fn statement_schema(&self) -> Arc<StatementSchema> {
         Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.clone()))
     }
 
@@ -177,7 +232,7 @@ impl Engine {
     }
 
     /// The DataFusion frame of a statement, with `$1…` bound to `params`.
-    async fn plan_frame(
+    pub(crate) async fn plan_frame(
         &self,
         mut statement: Statement,
         schema: &Arc<StatementSchema>,
@@ -244,6 +299,60 @@ impl Engine {
             stream: Box::pin(stream),
         })
     }
+
+    /// Plans a query without running it: its result columns and the types
+    /// of its `$n` parameters (for prepared statements, e.g. Flight SQL).
+    /// Other statements prepare to an empty shape and run when executed.
+    pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
+        let mut statements = parse(sql)?;
+        if statements.len() != 1 {
+            return Err(SqlError::Invalid("prepare one statement at a time".to_string()));
+        }
+        let statement = match statements.remove(0) {
+            Parsed::Sql(statement) if matches!(statement.as_ref(), Statement::Query(_)) => statement,
+            // Anything else runs when executed; its answer's columns are
+            // known only then, so none are promised here.
+            _ => {
+                return Ok(Prepared {
+                    schema: Arc::new(Schema::empty()),
+                    parameters: Arc::new(Schema::empty()),
+                });
+            }
+        };
+        let frame = self
+            .plan_frame(*statement, &self.statement_schema(), Vec::new())
+            .await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let mut parameters: Vec<(usize, Field)> = frame
+            .logical_plan()
+            .get_parameter_types()?
+            .into_iter()
+            .map(|(name, data_type)| {
+                let position = name
+                    .trim_start_matches('$')
+                    .parse::<usize>()
+                    .unwrap_or(usize::MAX);
+                (
+                    position,
+                    Field::new(name, data_type.unwrap_or(DataType::Null), true),
+                )
+            })
+            .collect();
+        parameters.sort_by_key(|(position, _)| *position);
+        let parameters = Arc::new(Schema::new(
+            parameters.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+        ));
+        Ok(Prepared { schema, parameters })
+    }
+}
+
+/// A planned query's shape.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Result columns.
+    pub schema: SchemaRef,
+    /// `$1`, `$2`, … in order, with the types DataFusion inferred.
+    pub parameters: SchemaRef,
 }
 
 /// A statement's result as a stream of batches.
@@ -276,17 +385,24 @@ fn inserted_count(output: &StatementOutput) -> i64 {
         .unwrap_or(0)
 }
 
-/// The one-row answer of a statement that changed a table.
-pub(crate) fn change_batch(table: &str, version: u64, affected: i64) -> Result<RecordBatch> {
+/// The one-row answer of a statement that changed a table: its new version
+/// and row counts (affected = inserted + updated + deleted).
+pub(crate) fn change_batch(table: &str, version: u64, counts: RowCounts) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("table", DataType::Utf8, false),
         Field::new("version", DataType::Int64, false),
         Field::new("num_affected_rows", DataType::Int64, false),
+        Field::new("num_inserted_rows", DataType::Int64, false),
+        Field::new("num_updated_rows", DataType::Int64, false),
+        Field::new("num_deleted_rows", DataType::Int64, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![table])),
         Arc::new(Int64Array::from(vec![version as i64])),
-        Arc::new(Int64Array::from(vec![affected])),
+        Arc::new(Int64Array::from(vec![counts.affected()])),
+        Arc::new(Int64Array::from(vec![counts.inserted])),
+        Arc::new(Int64Array::from(vec![counts.updated])),
+        Arc::new(Int64Array::from(vec![counts.deleted])),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| SqlError::Execution(e.to_string()))
 }

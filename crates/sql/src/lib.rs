@@ -6,6 +6,8 @@
 //! ```text
 //!  SQL text ─statement::parse (Databricks dialect)─▶ statements
 //!    ├─ CREATE / DROP / DESCRIBE HISTORY ─▶ silt-table
+//!    ├─ ALTER / DESCRIBE DETAIL / OPTIMIZE / VACUUM / RESTORE
+//!    │    ─▶ deltalake operations (alter.rs, maintenance.rs)
 //!    └─ SELECT / INSERT / EXPLAIN / SHOW
 //!         ─time_travel::pin_versions─▶ `t@vN` names
 //!         ─DataFusion planner over catalog::StatementSchema─▶ plan ─▶ batches
@@ -27,12 +29,16 @@
 //! ```
 
 mod access;
+mod alter;
 mod catalog;
 mod ddl;
+mod dml;
 mod encode;
 mod engine;
 mod error;
 mod history;
+mod maintenance;
+mod merge;
 mod statement;
 mod time_travel;
 
@@ -40,6 +46,6 @@ pub use access::{Access, required_access};
 pub use datafusion::common::ScalarValue;
 pub use ddl::{parse_data_type, sql_type_name};
 pub use encode::{OutputFormat, encode, json_document};
-pub use engine::{CATALOG, Engine, SCHEMA, StatementOutput, StatementStream};
+pub use engine::{CATALOG, Engine, Prepared, SCHEMA, StatementOutput, StatementStream};
 pub use error::{Result, SqlError};
 pub use statement::split_statements;

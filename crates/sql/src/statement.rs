@@ -6,7 +6,10 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use crate::alter::Alter;
+use crate::ddl::table_name;
 use crate::error::{Result, SqlError};
+use crate::maintenance::{Maintenance, RestoreTarget, partition_filters};
 
 /// One statement to run.
 #[derive(Debug, Clone)]
@@ -15,6 +18,10 @@ pub(crate) enum Parsed {
     Sql(Box<Statement>),
     /// `DESCRIBE HISTORY t [LIMIT n]`.
     DescribeHistory { table: String, limit: Option<usize> },
+    /// `DESCRIBE DETAIL`, `OPTIMIZE`, `VACUUM`, `RESTORE`.
+    Maintenance(Maintenance),
+    /// `ALTER TABLE … ADD COLUMN[S]` / `SET TBLPROPERTIES`.
+    Alter(Alter),
 }
 
 /// Splits `sql` on top-level `;` and parses each statement.
@@ -36,7 +43,13 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
             statements.push(history);
             continue;
         }
-        let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk.to_vec());
+        if let Some(own) = own_statement(&dialect, chunk, &significant)? {
+            statements.push(own);
+            continue;
+        }
+        let mut chunk = chunk.to_vec();
+        crate::merge::rewrite_star_actions(&mut chunk);
+        let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
         let statement = parser
             .parse_statement()
             .map_err(|e| SqlError::Syntax(e.to_string()))?;
@@ -47,7 +60,10 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 next.token, next.span.start
             )));
         }
-        statements.push(Parsed::Sql(Box::new(statement)));
+        statements.push(match statement {
+            Statement::AlterTable(alter) => Parsed::Alter(Alter::from_statement(&alter)?),
+            statement => Parsed::Sql(Box::new(statement)),
+        });
     }
     if statements.is_empty() {
         return Err(SqlError::Syntax("no statement".to_string()));
@@ -102,9 +118,239 @@ fn describe_history(tokens: &[&TokenWithSpan]) -> Result<Option<Parsed>> {
     Ok(Some(Parsed::DescribeHistory { table, limit }))
 }
 
+/// Whether `token` is the (unquoted) word `word`, keyword or not.
+fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// Consumes the next token if it is the word `word`.
+fn eat(parser: &mut Parser, word: &str) -> bool {
+    if is_word(&parser.peek_token().token, word) {
+        parser.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+fn syntax(usage: &str) -> impl Fn(datafusion::sql::sqlparser::parser::ParserError) -> SqlError + '_ {
+    move |e| SqlError::Syntax(format!("{usage}: {e}"))
+}
+
+fn expect_word(parser: &mut Parser, word: &str, usage: &str) -> Result<()> {
+    if eat(parser, word) {
+        return Ok(());
+    }
+    let found = parser.peek_token();
+    Err(SqlError::Syntax(format!(
+        "{usage}: expected {}, found '{}' at {}",
+        word.to_uppercase(),
+        found.token,
+        found.span.start
+    )))
+}
+
+fn parse_table(parser: &mut Parser, usage: &str) -> Result<String> {
+    let name = parser.parse_object_name(false).map_err(syntax(usage))?;
+    table_name(&name)
+}
+
+fn expect_end(parser: &Parser, usage: &str) -> Result<()> {
+    let next = parser.peek_token();
+    if next.token == Token::EOF {
+        return Ok(());
+    }
+    Err(SqlError::Syntax(format!(
+        "{usage}: unexpected '{}' at {}",
+        next.token, next.span.start
+    )))
+}
+
+/// silt's statements that sqlparser does not read (or reads for another
+/// dialect): `DESCRIBE DETAIL`, `OPTIMIZE`, `VACUUM`, `RESTORE` and the
+/// Databricks list form `ALTER TABLE t ADD COLUMNS (…)`. `None`: not one of them.
+fn own_statement(
+    dialect: &DatabricksDialect,
+    chunk: &[TokenWithSpan],
+    tokens: &[&TokenWithSpan],
+) -> Result<Option<Parsed>> {
+    let word = |i: usize, w: &str| tokens.get(i).is_some_and(|t| is_word(&t.token, w));
+    // `DESCRIBE detail` alone describes a table named detail.
+    let detail = (word(0, "describe") || word(0, "desc")) && word(1, "detail") && tokens.len() > 2;
+    let alter = word(0, "alter") && word(1, "table");
+    if !(detail || alter || word(0, "optimize") || word(0, "vacuum") || word(0, "restore")) {
+        return Ok(None);
+    }
+    let mut parser = Parser::new(dialect).with_tokens_with_locations(chunk.to_vec());
+    let (parsed, usage) = if detail {
+        let usage = "expected DESCRIBE DETAIL <table>";
+        parser.next_token();
+        parser.next_token();
+        let table = parse_table(&mut parser, usage)?;
+        (Parsed::Maintenance(Maintenance::DescribeDetail { table }), usage)
+    } else if word(0, "optimize") {
+        (parse_optimize(&mut parser)?, OPTIMIZE_USAGE)
+    } else if word(0, "vacuum") {
+        (parse_vacuum(&mut parser)?, VACUUM_USAGE)
+    } else if word(0, "restore") {
+        (parse_restore(&mut parser)?, RESTORE_USAGE)
+    } else {
+        match parse_add_columns(&mut parser)? {
+            Some(parsed) => (parsed, ADD_COLUMNS_USAGE),
+            None => return Ok(None),
+        }
+    };
+    expect_end(&parser, usage)?;
+    Ok(Some(parsed))
+}
+
+const OPTIMIZE_USAGE: &str =
+    "expected OPTIMIZE <table> [WHERE <partition predicate>] [ZORDER BY (<column>, …)]";
+const VACUUM_USAGE: &str = "expected VACUUM <table> [LITE | FULL] [RETAIN <n> HOURS] [DRY RUN]";
+const RESTORE_USAGE: &str =
+    "expected RESTORE [TABLE] <table> [TO] VERSION AS OF <n> | TIMESTAMP AS OF '<instant>'";
+const ADD_COLUMNS_USAGE: &str = "expected ALTER TABLE <table> ADD COLUMNS (<name> <type>, …)";
+
+fn parse_optimize(parser: &mut Parser) -> Result<Parsed> {
+    let usage = OPTIMIZE_USAGE;
+    expect_word(parser, "optimize", usage)?;
+    let table = parse_table(parser, usage)?;
+    let filters = if eat(parser, "where") {
+        partition_filters(&parser.parse_expr().map_err(syntax(usage))?)?
+    } else {
+        Vec::new()
+    };
+    let zorder = if eat(parser, "zorder") {
+        expect_word(parser, "by", usage)?;
+        parser
+            .parse_parenthesized_column_list(datafusion::sql::sqlparser::parser::IsOptional::Mandatory, false)
+            .map_err(syntax(usage))?
+            .into_iter()
+            .map(|ident| ident.value)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Parsed::Maintenance(Maintenance::Optimize {
+        table,
+        filters,
+        zorder,
+    }))
+}
+
+fn parse_vacuum(parser: &mut Parser) -> Result<Parsed> {
+    let usage = VACUUM_USAGE;
+    expect_word(parser, "vacuum", usage)?;
+    let table = parse_table(parser, usage)?;
+    let (mut retain_hours, mut dry_run, mut mode) = (None, false, None);
+    // Databricks takes the clauses in any order, each once.
+    loop {
+        if mode.is_none() && eat(parser, "lite") {
+            mode = Some(true);
+        } else if mode.is_none() && eat(parser, "full") {
+            mode = Some(false);
+        } else if retain_hours.is_none() && eat(parser, "retain") {
+            let number = parser.next_token();
+            let hours = match &number.token {
+                Token::Number(n, _) => n.parse::<f64>().ok().filter(|h| h.is_finite() && *h >= 0.0),
+                _ => None,
+            };
+            let Some(hours) = hours else {
+                return Err(SqlError::Syntax(format!(
+                    "{usage}: RETAIN needs a non-negative number of hours, found '{}' at {}",
+                    number.token, number.span.start
+                )));
+            };
+            expect_word(parser, "hours", usage)?;
+            retain_hours = Some(hours);
+        } else if !dry_run && eat(parser, "dry") {
+            expect_word(parser, "run", usage)?;
+            dry_run = true;
+        } else {
+            break;
+        }
+    }
+    Ok(Parsed::Maintenance(Maintenance::Vacuum {
+        table,
+        retain_hours,
+        dry_run,
+        lite: mode.unwrap_or(false),
+    }))
+}
+
+fn parse_restore(parser: &mut Parser) -> Result<Parsed> {
+    let usage = RESTORE_USAGE;
+    expect_word(parser, "restore", usage)?;
+    eat(parser, "table");
+    let table = parse_table(parser, usage)?;
+    eat(parser, "to");
+    let to = if eat(parser, "version") {
+        expect_word(parser, "as", usage)?;
+        expect_word(parser, "of", usage)?;
+        let number = parser.next_token();
+        match &number.token {
+            Token::Number(n, _) => RestoreTarget::Version(n.parse::<u64>().map_err(|_| {
+                SqlError::Syntax(format!(
+                    "{usage}: VERSION AS OF needs a non-negative integer, got {n}"
+                ))
+            })?),
+            other => {
+                return Err(SqlError::Syntax(format!(
+                    "{usage}: VERSION AS OF needs a non-negative integer, found '{other}' at {}",
+                    number.span.start
+                )));
+            }
+        }
+    } else if eat(parser, "timestamp") {
+        expect_word(parser, "as", usage)?;
+        expect_word(parser, "of", usage)?;
+        RestoreTarget::Timestamp(parser.parse_literal_string().map_err(syntax(usage))?)
+    } else {
+        let found = parser.peek_token();
+        return Err(SqlError::Syntax(format!(
+            "{usage}: found '{}' at {}",
+            found.token, found.span.start
+        )));
+    };
+    Ok(Parsed::Maintenance(Maintenance::Restore { table, to }))
+}
+
+/// `ALTER TABLE t ADD COLUMNS (…)` or `ADD COLUMN (…)`; `None` for any
+/// other ALTER TABLE, which sqlparser reads.
+fn parse_add_columns(parser: &mut Parser) -> Result<Option<Parsed>> {
+    let usage = ADD_COLUMNS_USAGE;
+    expect_word(parser, "alter", usage)?;
+    expect_word(parser, "table", usage)?;
+    let Ok(name) = parser.parse_object_name(false) else {
+        return Ok(None);
+    };
+    let list = is_word(&parser.peek_nth_token(0).token, "add")
+        && (is_word(&parser.peek_nth_token(1).token, "columns")
+            || (is_word(&parser.peek_nth_token(1).token, "column")
+                && parser.peek_nth_token(2).token == Token::LParen));
+    if !list {
+        return Ok(None);
+    }
+    let table = table_name(&name)?;
+    parser.next_token();
+    parser.next_token();
+    parser.expect_token(&Token::LParen).map_err(syntax(usage))?;
+    let columns = parser
+        .parse_comma_separated(Parser::parse_column_def)
+        .map_err(syntax(usage))?;
+    parser.expect_token(&Token::RParen).map_err(syntax(usage))?;
+    Ok(Some(Parsed::Alter(Alter::AddColumns { table, columns })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_after_the_alias_is_a_syntax_error_not_ignored() {
+        assert!(parse("SELECT count(*) FROM t AS x VERSION AS OF 1").is_err());
+        assert!(parse("SELECT count(*) FROM t VERSION AS OF 1 AS x").is_ok());
+    }
 
     #[test]
     fn split_keeps_each_statement_text() {

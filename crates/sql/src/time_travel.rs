@@ -15,6 +15,10 @@ use datafusion::sql::sqlparser::ast::{
 use crate::catalog::{StatementSchema, versioned_name};
 use crate::error::{Result, SqlError};
 
+/// How many files of an old version that the latest no longer has are
+/// checked for existence before reading it.
+const VACUUM_CHECK_LIMIT: usize = 32;
+
 /// A versioned reference as written.
 #[derive(Debug, Clone)]
 enum AsOf {
@@ -44,6 +48,20 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
             AsOf::Version(v) => table.at_version(v).await?,
             AsOf::Timestamp(at) => table.at_timestamp(at).await?,
         };
+        // Without this check a vacuumed version fails mid-scan with a raw
+        // "object not found" (and count(*) may even answer from statistics).
+        if pinned.version() < table.version()
+            && !pinned
+                .vacuumed_files(&table, VACUUM_CHECK_LIMIT)
+                .await?
+                .is_empty()
+        {
+            return Err(SqlError::NotFound(format!(
+                "data files of table '{name}' at version {} are missing: VACUUM has removed them, so this version \
+                 can no longer be read (time travel reaches back as far as delta.deletedFileRetentionDuration keeps files)",
+                pinned.version()
+            )));
+        }
         let synthetic = versioned_name(&name, pinned.version());
         schema.pin(synthetic.clone(), pinned);
         renames.push(synthetic);

@@ -113,6 +113,47 @@ impl Table {
         Ok((files, bytes))
     }
 
+    /// Data files of this version that `newer` no longer references and that
+    /// are gone from storage (deleted by VACUUM): a version with any cannot
+    /// be read. Checks at most `limit` of those files, because VACUUM deletes
+    /// every expired file at once and each check is a request to storage.
+    pub async fn vacuumed_files(&self, newer: &Table, limit: usize) -> Result<Vec<String>> {
+        use futures::StreamExt;
+        use object_store::ObjectStoreExt;
+        let live: std::collections::HashSet<deltalake::Path> = newer
+            .state()?
+            .log_data()
+            .iter()
+            .map(|file| file.object_store_path())
+            .collect();
+        let candidates: Vec<deltalake::Path> = self
+            .state()?
+            .log_data()
+            .iter()
+            .map(|file| file.object_store_path())
+            .filter(|path| !live.contains(path))
+            .take(limit)
+            .collect();
+        let store = self.store();
+        let checks = futures::stream::iter(candidates).map(|path| {
+            let store = store.clone();
+            async move {
+                match store.head(&path).await {
+                    Ok(_) => Ok(None),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Some(path.to_string())),
+                    Err(source) => Err(TableError::storage(path.to_string(), source)),
+                }
+            }
+        });
+        let found: Vec<Option<String>> = checks
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     fn store(&self) -> Arc<dyn ObjectStore> {
         self.delta.log_store().object_store(None)
     }

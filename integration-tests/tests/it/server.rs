@@ -12,6 +12,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use reqwest::header::HeaderMap;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::harness::{Silt, silt_bin};
+use crate::harness::{Silt, python, silt_bin};
 
 /// How long the server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -111,6 +112,11 @@ impl Server {
 
     fn addrs(&self) -> Addrs {
         self.addrs.read().expect("addrs lock").clone()
+    }
+
+    /// The process id of the running server (it changes on [`Server::restart`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the server (and its earlier incarnations) wrote to stderr.
@@ -385,3 +391,232 @@ impl Http {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 }
+
+// ---------------------------------------------------------------- shared fixtures
+//
+// The events table, producers and problem documents, shared by the modules
+// that drive a real server (`serve_ingest`, `serve_sql`).
+
+/// The table the server tests ingest into.
+pub const EVENTS: &str = "events";
+/// Its ingest endpoint.
+pub const EVENTS_ROWS: &str = "/v1/tables/events/rows";
+/// The NDJSON media type.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// The `POST /v1/tables` body for the events table.
+pub fn events_spec(properties: Value) -> Value {
+    json!({
+        "name": EVENTS,
+        "columns": [
+            {"name": "id", "type": "BIGINT", "nullable": false},
+            {"name": "email", "type": "VARCHAR"},
+            {"name": "ts", "type": "TIMESTAMP"},
+            {"name": "day", "type": "DATE"}
+        ],
+        "partition_columns": ["day"],
+        "properties": properties
+    })
+}
+
+/// Creates the events table over HTTP; returns the 201 body.
+pub fn create_events(http: &Http, properties: Value) -> Value {
+    let reply = http.post_json("/v1/tables", &events_spec(properties));
+    assert_eq!(reply.status, 201, "POST /v1/tables: {}", reply.body);
+    reply.json()
+}
+
+/// Event `id` as a JSON row (deterministic fields).
+pub fn event(id: u64) -> Value {
+    json!({
+        "id": id,
+        "email": format!("user{id}@example.com"),
+        "ts": format!("2026-11-25T10:{:02}:{:02}Z", (id / 60) % 60, id % 60),
+        "day": format!("2026-11-{}", 20 + id % 3),
+    })
+}
+
+/// NDJSON events with these ids.
+pub fn ndjson(ids: Range<u64>) -> Vec<u8> {
+    ndjson_values(ids.map(event))
+}
+
+/// One JSON document per line.
+pub fn ndjson_values(values: impl IntoIterator<Item = Value>) -> Vec<u8> {
+    let mut out = String::new();
+    for v in values {
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// `integration-tests/python/producer.py`.
+pub fn producer_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/producer.py")
+}
+
+/// Runs `python/producer.py args…`; returns the JSON lines it printed.
+pub fn producer(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(python())
+        .arg(producer_script())
+        .args(args)
+        .env_remove("SILT_FORMAT")
+        .output()
+        .expect("runs python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "producer.py {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("producer.py printed {l:?}: {e}")))
+        .collect()
+}
+
+/// Arrow IPC stream or Parquet bytes of events `start..start+rows`, made by pyarrow.
+pub fn pyarrow_bytes(silt: &Silt, format: &str, start: u64, rows: u64) -> Vec<u8> {
+    let path = silt.scratch(&format!("{format}-{start}.{format}"));
+    let path_str = path.to_string_lossy().into_owned();
+    producer(&[
+        "file",
+        format,
+        &path_str,
+        "--start",
+        &start.to_string(),
+        "--rows",
+        &rows.to_string(),
+    ]);
+    std::fs::read(&path).expect("read pyarrow output")
+}
+
+/// `Silt-Producer-Id` and `Silt-Sequence` headers.
+pub fn sequence_headers(producer: &str, sequence: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("Silt-Producer-Id", producer.to_string()),
+        ("Silt-Sequence", sequence.to_string()),
+    ]
+}
+
+/// Asserts a 200 ingest answer and returns its body.
+pub fn assert_ingested(reply: &Reply, rows_written: u64) -> Value {
+    assert_eq!(
+        reply.status, 200,
+        "ingest answered {}: {}",
+        reply.status, reply.body
+    );
+    let body = reply.json();
+    assert_eq!(body["table"], EVENTS, "{body}");
+    assert_eq!(body["rows_written"], rows_written, "{body}");
+    assert_eq!(body["rows_rejected"], 0, "{body}");
+    assert_eq!(body["duplicate"], false, "{body}");
+    assert!(body["version"].is_u64(), "{body}");
+    body
+}
+
+/// Asserts an RFC 7807 error with `status`; returns the problem document.
+pub fn assert_problem(reply: &Reply, status: u16) -> Value {
+    assert_eq!(
+        reply.status, status,
+        "want {status}, got {}: {}",
+        reply.status, reply.body
+    );
+    assert_eq!(
+        reply.content_type(),
+        "application/problem+json",
+        "content-type of a {status}: {:?}",
+        reply.header("content-type")
+    );
+    let problem = reply.json();
+    for field in ["type", "title", "detail"] {
+        assert!(
+            problem[field].as_str().is_some_and(|s| !s.is_empty()),
+            "problem lacks {field}: {problem}"
+        );
+    }
+    assert_eq!(problem["status"], status, "{problem}");
+    problem
+}
+
+/// A problem document's `detail`.
+pub fn detail(problem: &Value) -> String {
+    problem["detail"].as_str().unwrap_or("").to_string()
+}
+
+/// How a request that got no answer is treated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outages {
+    /// A connection error fails the test: the server must not go away.
+    Fail,
+    /// The server may be killed and restarted: retry with the same sequence.
+    Retry,
+}
+
+/// Posts one request (same producer and sequence every time) until a server
+/// acknowledges it with 200 (always the same `server`). 429 and 503
+/// are retried after `Retry-After` / a backoff; connection errors too when
+/// `outages` is `Retry`; anything else, or passing `deadline`, fails the test.
+/// Returns the server, its answer and whether an attempt got no answer.
+pub fn send_until_acked(
+    servers: &[Http],
+    server: usize,
+    producer: &str,
+    sequence: u64,
+    body: &[u8],
+    outages: Outages,
+    deadline: Instant,
+) -> (usize, Value, bool) {
+    let mut attempt = 0u32;
+    let mut lost = false;
+    loop {
+        let backoff = Duration::from_millis(50u64 << attempt.min(4));
+        let result = servers[server].try_post(
+            EVENTS_ROWS,
+            NDJSON,
+            body.to_vec(),
+            &sequence_headers(producer, sequence),
+        );
+        let wait = match result {
+            Ok(reply) if reply.status == 200 => return (server, reply.json(), lost),
+            Ok(reply) if reply.status == 429 || reply.status == 503 => reply
+                .header("retry-after")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s.min(5)))
+                .unwrap_or(backoff),
+            Ok(reply) => panic!(
+                "{producer} sequence {sequence}: server {server} answered {}: {}",
+                reply.status, reply.body
+            ),
+            Err(_) if outages == Outages::Retry => {
+                lost = true;
+                backoff
+            }
+            Err(e) => panic!("{producer} sequence {sequence}: server {server} did not answer: {e}"),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{producer} sequence {sequence}: not acknowledged after {attempt} attempts"
+        );
+        std::thread::sleep(wait);
+        attempt += 1;
+    }
+}
+
+/// A config with one token per role: `r-token` (reader), `w-token`
+/// (writer), `o-token` (operator).
+pub const AUTH_CONFIG: &str = r#"
+[[auth.tokens]]
+token = "r-token"
+role = "reader"
+
+[[auth.tokens]]
+token = "w-token"
+role = "writer"
+
+[[auth.tokens]]
+token = "o-token"
+role = "operator"
+"#;

@@ -119,20 +119,37 @@ pub async fn sql(
     let deadline = Instant::now() + limit;
     let started = std::time::Instant::now();
 
-    let result = tokio::time::timeout_at(deadline, state.engine.execute_stream(&request.sql, params))
-        .await
-        .map_err(|_| timeout_error(limit))??;
-    let mut stream = result.stream;
-    // The first batch is awaited before answering, so an error while running
-    // (a type error in UPDATE, a missing file) is still a problem+json.
-    let first = tokio::time::timeout_at(deadline, stream.next())
-        .await
-        .map_err(|_| timeout_error(limit))?
-        .transpose()
-        .map_err(|e| ApiError::from(SqlError::from(e)))?;
+    // Planning and the first batch run on their own task: DataFusion may
+    // spend one long poll planning (e.g. materialising range(…)), which a
+    // timeout around an inline future could not interrupt. The task is
+    // aborted on timeout; the answer is a 408 either way.
+    let engine = state.engine.clone();
+    let sql = request.sql.clone();
+    let task = tokio::spawn(async move {
+        let result = engine.execute_stream(&sql, params).await?;
+        let mut stream = result.stream;
+        // The first batch is awaited before answering, so an error while
+        // running (a type error in UPDATE, a missing file) is still a problem+json.
+        let first = stream.next().await.transpose().map_err(SqlError::from)?;
+        Ok::<_, SqlError>((result.schema, stream, first))
+    });
+    let abort = task.abort_handle();
+    let (schema, stream, first) = match tokio::time::timeout_at(deadline, task).await {
+        Err(_) => {
+            abort.abort();
+            return Err(timeout_error(limit));
+        }
+        Ok(Err(join)) => {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                format!("statement task failed: {join}"),
+            ));
+        }
+        Ok(Ok(result)) => result?,
+    };
     tracing::info!(access = ?role, ms = started.elapsed().as_millis() as u64, "sql statement started streaming");
 
-    let mut encoder = Encoder::new(format, result.schema.clone(), max_rows);
+    let mut encoder = Encoder::new(format, schema, max_rows);
     let head = encoder.start().map_err(ApiError::from)?;
     let first_chunk = match first {
         Some(batch) => encoder.batch(&batch).map_err(ApiError::from)?,

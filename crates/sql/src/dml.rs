@@ -1,0 +1,637 @@
+//! UPDATE and DELETE, translated to deltalake's copy-on-write operations, and
+//! the pieces MERGE shares with them: the DML session, expression planning
+//! and validation, commit properties and the error mapping.
+//!
+//! Expressions are planned by DataFusion here (not handed to deltalake as SQL
+//! text): deltalake re-parses text with its own dialect, without identifier
+//! normalization and with a context provider that panics on subqueries.
+//! Planning here also lets every expression be type-checked against empty
+//! inputs before a single file is written, so a bad statement fails with a
+//! 4xx error and commits nothing.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    self as ast, AssignmentTarget, Delete, ExprWithAlias, FromTable, ObjectNamePart, TableFactor, Update,
+};
+use deltalake::DeltaTableError;
+use deltalake::delta_datafusion::planner::DeltaPlanner;
+use deltalake::kernel::transaction::CommitProperties;
+use silt_table::{Table, TableError};
+
+use crate::catalog::StatementSchema;
+use crate::ddl::{sql_type_name, table_name};
+use crate::engine::{CATALOG, SCHEMA};
+use crate::error::{Result, SqlError};
+
+/// Row counts of one statement that changed a table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RowCounts {
+    pub(crate) inserted: i64,
+    pub(crate) updated: i64,
+    pub(crate) deleted: i64,
+}
+
+impl RowCounts {
+    /// Rows the statement touched in any way.
+    pub(crate) fn affected(&self) -> i64 {
+        self.inserted + self.updated + self.deleted
+    }
+}
+
+/// The answer of a DML statement: the table, its version afterwards (the
+/// old one when nothing matched and nothing was committed) and row counts.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) table: String,
+    pub(crate) version: u64,
+    pub(crate) counts: RowCounts,
+}
+
+/// A session over the statement's catalog that can also plan deltalake's
+/// operation nodes (its metric observers need `DeltaPlanner`).
+pub(crate) fn dml_session(base: &SessionState, schema: &Arc<StatementSchema>) -> Result<SessionState> {
+    let catalog = MemoryCatalogProvider::new();
+    catalog
+        .register_schema(SCHEMA, schema.clone())
+        .map_err(SqlError::from)?;
+    let catalogs = MemoryCatalogProviderList::new();
+    catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
+    Ok(SessionStateBuilder::new_from_existing(base.clone())
+        .with_catalog_list(Arc::new(catalogs))
+        .with_query_planner(DeltaPlanner::new())
+        .build())
+}
+
+/// Commit properties of every DML commit: no expired-log cleanup (it lists
+/// `_delta_log` on every commit); deltalake's default conflict retries stay on.
+pub(crate) fn commit_properties() -> CommitProperties {
+    CommitProperties::default().with_cleanup_expired_logs(Some(false))
+}
+
+/// Loads the target table of a DML statement, pinned for the statement.
+pub(crate) async fn target_table(schema: &StatementSchema, name: &str) -> Result<Table> {
+    schema
+        .resolve(name)
+        .await?
+        .ok_or_else(|| SqlError::NotFound(format!("table '{name}' not found")))
+}
+
+/// Maps a deltalake error of `op` on `table`: commit conflicts keep their
+/// kind, errors the statement's data or expressions caused become 4xx.
+///
+/// deltalake flattens DataFusion errors raised while rewriting files into
+/// `Generic(String)`, so those are recognised by their text; messages that
+/// would quote row values (constraint previews, cast errors) are replaced.
+pub(crate) fn delta_error(op: &str, table: &str, error: DeltaTableError) -> SqlError {
+    match error {
+        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_) => {
+            SqlError::Table(TableError::Conflict {
+                table: table.to_string(),
+                source: Box::new(error),
+            })
+        }
+        DeltaTableError::Arrow { .. }
+        | DeltaTableError::InvalidData { .. }
+        | DeltaTableError::SchemaMismatch { .. }
+        | DeltaTableError::Generic(_) => match user_caused(&error.to_string()) {
+            Some(reason) => SqlError::Invalid(format!("{op} on table '{table}' failed: {reason}")),
+            None if !matches!(error, DeltaTableError::Generic(_)) => {
+                SqlError::Invalid(format!("{op} on table '{table}' failed: {error}"))
+            }
+            None => SqlError::Table(TableError::Delta {
+                table: table.to_string(),
+                source: Box::new(error),
+            }),
+        },
+        other => SqlError::Table(TableError::Delta {
+            table: table.to_string(),
+            source: Box::new(other),
+        }),
+    }
+}
+
+/// Why a rewrite failed, if the statement's data or expressions caused it.
+fn user_caused(message: &str) -> Option<String> {
+    if message.contains("failed validation check") {
+        return Some("rows would violate a NOT NULL column or a constraint of the table".to_string());
+    }
+    if message.contains("Cast error") || message.contains("Cannot cast") {
+        return Some(
+            "a value does not convert to the type of the column it is assigned or compared to".to_string(),
+        );
+    }
+    if message.contains("multiple source rows") {
+        return Some(
+            "a target row matches several source rows; each target row may match at most one source row"
+                .to_string(),
+        );
+    }
+    const OTHER: &[&str] = &[
+        "Divide by zero",
+        "Schema error",
+        "Error during planning",
+        "Invalid argument",
+        "Type Coercion",
+        "Arrow error",
+    ];
+    OTHER
+        .iter()
+        .any(|m| message.contains(m))
+        .then(|| message.lines().next().unwrap_or_default().to_string())
+}
+
+/// The name of the column `ident` names in `schema`: unquoted names fold to
+/// lowercase (as in queries), then match case-insensitively as Delta does.
+pub(crate) fn column_name(schema: &Schema, ident: &ast::Ident, table: &str) -> Result<String> {
+    let wanted = match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    };
+    if let Ok(field) = schema.field_with_name(&wanted) {
+        return Ok(field.name().clone());
+    }
+    schema
+        .fields()
+        .iter()
+        .find(|f| f.name().eq_ignore_ascii_case(&wanted))
+        .map(|f| f.name().clone())
+        .ok_or_else(|| SqlError::Invalid(format!("column '{wanted}' not found in table '{table}'")))
+}
+
+/// The type of `column`, which [`column_name`] found in `schema`.
+pub(crate) fn column_type(schema: &Schema, column: &str, table: &str) -> Result<DataType> {
+    schema
+        .field_with_name(column)
+        .map(|f| f.data_type().clone())
+        .map_err(|_| SqlError::Invalid(format!("column '{column}' not found in table '{table}'")))
+}
+
+/// The column an assignment sets: `c` or `<qualifier>.c` where the
+/// qualifier is the target's name or alias.
+pub(crate) fn assignment_column(
+    target: &AssignmentTarget,
+    schema: &Schema,
+    table: &str,
+    qualifier: &str,
+) -> Result<String> {
+    let AssignmentTarget::ColumnName(name) = target else {
+        return Err(SqlError::Unsupported(format!(
+            "tuple assignment {target} in table '{table}'; assign each column"
+        )));
+    };
+    let idents: Vec<&ast::Ident> = name.0.iter().filter_map(ObjectNamePart::as_ident).collect();
+    match idents.as_slice() {
+        [column] => column_name(schema, column, table),
+        [q, column] if normalized(q) == qualifier => column_name(schema, column, table),
+        _ => Err(SqlError::Invalid(format!(
+            "'{name}' is not a column of table '{table}'"
+        ))),
+    }
+}
+
+fn normalized(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// The target of UPDATE / DELETE / MERGE: a plain table, maybe aliased.
+pub(crate) fn target_factor(factor: &TableFactor, op: &str) -> Result<(String, Option<String>)> {
+    match factor {
+        TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            with_hints,
+            version: None,
+            partitions,
+            ..
+        } if with_hints.is_empty() && partitions.is_empty() => {
+            let alias = alias.as_ref().map(|a| normalized(&a.name));
+            Ok((table_name(name)?, alias))
+        }
+        TableFactor::Table { version: Some(_), .. } => Err(SqlError::Invalid(format!(
+            "{op} writes the latest version of a table; VERSION/TIMESTAMP AS OF is not allowed on its target"
+        ))),
+        other => Err(SqlError::Unsupported(format!(
+            "{op} target {other}; name one table"
+        ))),
+    }
+}
+
+/// Plans a SQL expression against `schema`. Subqueries are refused up
+/// front: deltalake evaluates predicates per file and cannot run them.
+pub(crate) fn plan_expr(
+    state: &SessionState,
+    expr: &ast::Expr,
+    schema: &DFSchema,
+    place: &str,
+) -> Result<Expr> {
+    let mut subquery = false;
+    let _ = ast::visit_expressions(expr, |e| {
+        if matches!(
+            e,
+            ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. }
+        ) {
+            subquery = true;
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    if subquery {
+        return Err(SqlError::Unsupported(format!(
+            "subquery in {place}; use MERGE with the subquery as its source"
+        )));
+    }
+    let planned = state.create_logical_expr_from_sql_expr(
+        ExprWithAlias {
+            expr: expr.clone(),
+            alias: None,
+        },
+        schema,
+    );
+    planned.map_err(|e| in_place(SqlError::from(e), place))
+}
+
+fn in_place(error: SqlError, place: &str) -> SqlError {
+    match error {
+        SqlError::Invalid(m) | SqlError::Execution(m) | SqlError::Syntax(m) => {
+            SqlError::Invalid(format!("{place}: {m}"))
+        }
+        // A table name inside an expression is an unknown column qualifier.
+        SqlError::NotFound(m) => SqlError::Invalid(format!("{place}: {m}")),
+        other => other,
+    }
+}
+
+/// What a planned expression is for; names it in errors.
+pub(crate) enum Role {
+    /// The value assigned to a target column of this type.
+    Assign { column: String, data_type: DataType },
+    /// A condition (WHERE, ON, AND …), which must be boolean.
+    Condition,
+}
+
+/// One expression to check, with where it was written ("WHERE clause of UPDATE").
+pub(crate) struct Check {
+    pub(crate) place: String,
+    pub(crate) role: Role,
+    pub(crate) expr: Expr,
+}
+
+/// Type-checks `checks` against empty inputs of the given (qualifier,
+/// schema) relations, as DataFusion will plan them, and evaluates their
+/// constant parts: `SET id = 'abc'` on a BIGINT or `WHERE id = 'abc'` fails
+/// here, before anything is written, instead of halfway through a rewrite.
+pub(crate) async fn validate(
+    state: &SessionState,
+    relations: &[(String, SchemaRef)],
+    checks: &[Check],
+) -> Result<()> {
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let mut builder: Option<LogicalPlanBuilder> = None;
+    for (qualifier, schema) in relations {
+        let scan = LogicalPlanBuilder::scan(
+            TableReference::bare(qualifier.as_str()),
+            provider_as_source(Arc::new(MemTable::try_new(nullable(schema), vec![vec![]])?)),
+            None,
+        )?;
+        builder = Some(match builder {
+            None => scan,
+            Some(left) => left.cross_join(scan.build()?)?,
+        });
+    }
+    let builder = builder.unwrap_or(LogicalPlanBuilder::empty(true));
+    for (i, check) in checks.iter().enumerate() {
+        let item = match &check.role {
+            Role::Assign { data_type, .. } => cast(check.expr.clone(), data_type.clone()),
+            Role::Condition => check.expr.clone(),
+        };
+        let plan = builder
+            .clone()
+            .project(vec![item.alias(format!("__silt_check_{i}"))])
+            .and_then(|b| b.build())
+            .map_err(|e| in_place(SqlError::from(e), &check.place))?;
+        let analyzed = state
+            .analyzer()
+            .execute_and_check(plan, state.config_options(), |_, _| {})
+            .map_err(|e| check_error(check, e))?;
+        if let Role::Condition = check.role {
+            let data_type = analyzed.schema().field(0).data_type().clone();
+            if !matches!(data_type, DataType::Boolean | DataType::Null) {
+                return Err(SqlError::Invalid(format!(
+                    "{}: a condition must be boolean, not {}",
+                    check.place,
+                    sql_type_name(&data_type)
+                )));
+            }
+        }
+        // Constant folding while planning already rejects many bad literals.
+        state
+            .create_physical_plan(&analyzed)
+            .await
+            .map_err(|e| check_error(check, e))?;
+        for expr in analyzed.expressions() {
+            evaluate_constants(state, &expr, check).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `schema` with every field nullable, for empty validation inputs.
+fn nullable(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Runs the column-free parts of `expr` once, so a literal that does not
+/// convert fails now. Messages never quote the value.
+async fn evaluate_constants(state: &SessionState, expr: &Expr, check: &Check) -> Result<()> {
+    let mut parts = Vec::new();
+    let _ = expr.apply(|e| {
+        if is_constant(e) {
+            if !matches!(e, Expr::Literal(..)) {
+                parts.push(e.clone().unalias_nested().data);
+            }
+            return Ok(TreeNodeRecursion::Jump);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let items = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| p.alias(format!("__silt_const_{i}")));
+    let result = async {
+        let plan = LogicalPlanBuilder::empty(true).project(items)?.build()?;
+        let physical = state.create_physical_plan(&plan).await?;
+        datafusion::physical_plan::collect(physical, state.task_ctx()).await
+    }
+    .await;
+    let Err(error) = result else {
+        return Ok(());
+    };
+    Err(check_error(check, error))
+}
+
+/// The error of a failed check. A failed cast names the column and type but
+/// not the value (Arrow's message quotes it).
+fn check_error(check: &Check, error: DataFusionError) -> SqlError {
+    if !is_cast_error(&error) {
+        return in_place(SqlError::from(error), &check.place);
+    }
+    SqlError::Invalid(match &check.role {
+        Role::Assign { column, data_type } => format!(
+            "{}: the value for column '{column}' does not convert to {}",
+            check.place,
+            sql_type_name(data_type)
+        ),
+        Role::Condition => format!(
+            "{}: a literal does not convert to the type it is compared with",
+            check.place
+        ),
+    })
+}
+
+fn is_constant(e: &Expr) -> bool {
+    e.column_refs().is_empty()
+        && !e.is_volatile()
+        && !e
+            .exists(|x| {
+                Ok(matches!(
+                    x,
+                    Expr::ScalarSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::InSubquery(_)
+                        | Expr::AggregateFunction(_)
+                        | Expr::WindowFunction(_)
+                        | Expr::Placeholder(_)
+                        | Expr::OuterReferenceColumn(..)
+                ))
+            })
+            .unwrap_or(true)
+}
+
+fn is_cast_error(error: &DataFusionError) -> bool {
+    let text = error.to_string();
+    text.contains("Cast error") || text.contains("cannot be cast") || text.contains("Cannot cast")
+}
+
+/// The qualifier an UPDATE/DELETE target's columns are resolved under.
+fn qualified(table: &Table, qualifier: &str) -> Result<(SchemaRef, DFSchema)> {
+    let arrow = table.schema()?;
+    let df = DFSchema::try_from_qualified_schema(TableReference::bare(qualifier), &arrow)?;
+    Ok((arrow, df))
+}
+
+/// `UPDATE t [AS a] SET c = e, … [WHERE p]`.
+pub(crate) async fn update(
+    base: &SessionState,
+    schema: &Arc<StatementSchema>,
+    update: Update,
+) -> Result<Change> {
+    if update.from.is_some() {
+        return Err(SqlError::Unsupported(
+            "UPDATE … FROM; use MERGE INTO … USING".to_string(),
+        ));
+    }
+    if update.returning.is_some()
+        || update.output.is_some()
+        || !update.order_by.is_empty()
+        || update.limit.is_some()
+    {
+        return Err(SqlError::Unsupported(
+            "UPDATE with RETURNING, OUTPUT, ORDER BY or LIMIT".to_string(),
+        ));
+    }
+    if !update.table.joins.is_empty() {
+        return Err(SqlError::Unsupported("UPDATE of a join; use MERGE".to_string()));
+    }
+    let (name, alias) = target_factor(&update.table.relation, "UPDATE")?;
+    let qualifier = alias.unwrap_or_else(|| name.clone());
+    let state = dml_session(base, schema)?;
+    let table = target_table(schema, &name).await?;
+    let (arrow, df_schema) = qualified(&table, &qualifier)?;
+
+    let mut checks = Vec::new();
+    let mut assigned: Vec<String> = Vec::new();
+    for assignment in &update.assignments {
+        let column = assignment_column(&assignment.target, &arrow, &name, &qualifier)?;
+        if assigned.contains(&column) {
+            return Err(SqlError::Invalid(format!(
+                "column '{column}' of table '{name}' is assigned twice"
+            )));
+        }
+        let place = format!("SET {column} of UPDATE on table '{name}'");
+        let expr = plan_expr(&state, &assignment.value, &df_schema, &place)?;
+        let data_type = column_type(&arrow, &column, &name)?;
+        checks.push(Check {
+            place,
+            role: Role::Assign {
+                column: column.clone(),
+                data_type,
+            },
+            expr,
+        });
+        assigned.push(column);
+    }
+    let predicate = match &update.selection {
+        Some(selection) => {
+            let place = format!("WHERE clause of UPDATE on table '{name}'");
+            let expr = plan_expr(&state, selection, &df_schema, &place)?;
+            checks.push(Check {
+                place,
+                role: Role::Condition,
+                expr: expr.clone(),
+            });
+            Some(expr)
+        }
+        None => None,
+    };
+    validate(&state, &[(qualifier, arrow)], &checks).await?;
+
+    let mut builder = table
+        .delta()
+        .clone()
+        .update()
+        .with_session_state(Arc::new(state))
+        .with_commit_properties(commit_properties());
+    if let Some(predicate) = predicate {
+        // deltalake resolves against the unqualified table schema.
+        builder = builder.with_predicate(unnormalize_col(predicate));
+    }
+    for check in checks {
+        if let Role::Assign { column, .. } = check.role {
+            builder = builder.with_update(Column::new_unqualified(column), unnormalize_col(check.expr));
+        }
+    }
+    let (updated, metrics) = builder.await.map_err(|e| delta_error("UPDATE", &name, e))?;
+    Ok(Change {
+        version: updated.version().map_or(table.version(), |v| v),
+        table: name,
+        counts: RowCounts {
+            updated: metrics.num_updated_rows as i64,
+            ..RowCounts::default()
+        },
+    })
+}
+
+/// `DELETE FROM t [AS a] [WHERE p]`.
+pub(crate) async fn delete(
+    base: &SessionState,
+    schema: &Arc<StatementSchema>,
+    delete: Delete,
+) -> Result<Change> {
+    if !delete.tables.is_empty() || delete.using.is_some() {
+        return Err(SqlError::Unsupported(
+            "multi-table DELETE or DELETE … USING; use MERGE … WHEN MATCHED THEN DELETE".to_string(),
+        ));
+    }
+    if delete.returning.is_some()
+        || delete.output.is_some()
+        || !delete.order_by.is_empty()
+        || delete.limit.is_some()
+    {
+        return Err(SqlError::Unsupported(
+            "DELETE with RETURNING, OUTPUT, ORDER BY or LIMIT".to_string(),
+        ));
+    }
+    let from = match &delete.from {
+        FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from) => from,
+    };
+    let [target] = from.as_slice() else {
+        return Err(SqlError::Unsupported("DELETE from several tables".to_string()));
+    };
+    if !target.joins.is_empty() {
+        return Err(SqlError::Unsupported("DELETE from a join; use MERGE".to_string()));
+    }
+    let (name, alias) = target_factor(&target.relation, "DELETE")?;
+    let qualifier = alias.unwrap_or_else(|| name.clone());
+    let state = dml_session(base, schema)?;
+    let table = target_table(schema, &name).await?;
+    let (arrow, df_schema) = qualified(&table, &qualifier)?;
+
+    let predicate = match &delete.selection {
+        Some(selection) => {
+            let place = format!("WHERE clause of DELETE on table '{name}'");
+            let expr = plan_expr(&state, selection, &df_schema, &place)?;
+            let check = Check {
+                place,
+                role: Role::Condition,
+                expr: expr.clone(),
+            };
+            validate(&state, &[(qualifier, arrow)], &[check]).await?;
+            Some(expr)
+        }
+        None => None,
+    };
+
+    let mut builder = table
+        .delta()
+        .clone()
+        .delete()
+        .with_session_state(Arc::new(state.clone()))
+        .with_commit_properties(commit_properties());
+    if let Some(predicate) = predicate {
+        builder = builder.with_predicate(unnormalize_col(predicate));
+    }
+    let (deleted, metrics) = builder.await.map_err(|e| delta_error("DELETE", &name, e))?;
+    let version = deleted.version().map_or(table.version(), |v| v);
+    let rows = match metrics.num_deleted_rows {
+        Some(rows) => rows as i64,
+        // Whole files dropped without row counts in their stats: count.
+        None => {
+            let before = row_count(&state, &table).await?;
+            let now = match schema
+                .resolve(&crate::catalog::versioned_name(&name, version))
+                .await?
+            {
+                Some(t) => row_count(&state, &t).await?,
+                None => before,
+            };
+            before - now
+        }
+    };
+    Ok(Change {
+        table: name,
+        version,
+        counts: RowCounts {
+            deleted: rows,
+            ..RowCounts::default()
+        },
+    })
+}
+
+async fn row_count(state: &SessionState, table: &Table) -> Result<i64> {
+    let provider = table
+        .delta()
+        .table_provider()
+        .with_session(Arc::new(state.clone()))
+        .await?;
+    let ctx = SessionContext::new_with_state(state.clone());
+    Ok(ctx.read_table(provider)?.count().await? as i64)
+}
