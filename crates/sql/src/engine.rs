@@ -252,6 +252,19 @@ impl Engine {
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
         if !params.is_empty() {
+            // `$1` … `$n`: the highest placeholder says how many values are needed.
+            let used = plan
+                .get_parameter_types()?
+                .keys()
+                .filter_map(|name| name.trim_start_matches('$').parse::<usize>().ok())
+                .max()
+                .unwrap_or(0);
+            if params.len() != used {
+                return Err(SqlError::Invalid(format!(
+                    "{} parameters sent, the statement uses {used} ($1…${used})",
+                    params.len()
+                )));
+            }
             // Values are bound into the plan as literals: never spliced into text.
             plan = plan.with_param_values(ParamValues::List(params.into_iter().map(Into::into).collect()))?;
         }

@@ -50,9 +50,18 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
         let mut chunk = chunk.to_vec();
         crate::merge::rewrite_star_actions(&mut chunk);
         let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
-        let statement = parser
-            .parse_statement()
-            .map_err(|e| SqlError::Syntax(e.to_string()))?;
+        let end = significant.last().map(|t| t.span.end);
+        let statement = parser.parse_statement().map_err(|e| {
+            let message = e.to_string();
+            // sqlparser gives no position when the text ends too early.
+            match end {
+                Some(end) if message.contains("found: EOF") => SqlError::Syntax(format!(
+                    "{message} at end of input (Line: {}, Column: {})",
+                    end.line, end.column
+                )),
+                _ => SqlError::Syntax(message),
+            }
+        })?;
         let next = parser.peek_token();
         if next.token != Token::EOF {
             return Err(SqlError::Syntax(format!(
@@ -345,6 +354,12 @@ fn parse_add_columns(parser: &mut Parser) -> Result<Option<Parsed>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_cut_short_names_where_it_ends() {
+        let err = parse("SELECT 1 +").expect_err("incomplete").to_string();
+        assert!(err.contains("at end of input (Line: 1, Column: 11)"), "{err}");
+    }
 
     #[test]
     fn a_version_after_the_alias_is_a_syntax_error_not_ignored() {

@@ -606,6 +606,24 @@ fn parameters_are_bound_as_values_never_spliced_into_sql() {
         0
     );
 
+    // More (or fewer) values than the highest placeholder is a 400, not
+    // silently ignored.
+    for params in [json!([1, 2, 3]), json!([1])] {
+        let reply = sql_request(
+            &http,
+            &json!({"sql": "SELECT count(*) FROM t WHERE id > $1 AND id < $2", "params": params}),
+            JSON,
+        );
+        assert_eq!(reply.status, 400, "{params}: {}", reply.body);
+    }
+    let extra = sql_request(&http, &json!({"sql": by_email, "params": ["a", "b"]}), JSON);
+    assert_eq!(extra.status, 400, "{}", extra.body);
+    assert!(
+        extra.body.contains("2 parameters sent, the statement uses 1"),
+        "{}",
+        extra.body
+    );
+
     // The table is still there, untouched.
     assert_eq!(int(&http, "SELECT count(*) FROM t"), 5);
     assert_eq!(silt.version("t"), 1);
