@@ -904,3 +904,42 @@ fn open_server_refuses_non_loopback_address() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
 }
+
+// ---------------------------------------------------------------- checkpoints
+
+/// The committer writes checkpoints in the background at the table's
+/// interval (none inline), keeps committing on the handle reloaded from
+/// them, and loses nothing across them.
+#[test]
+fn background_checkpoints_follow_the_interval_and_lose_nothing() {
+    let silt = Silt::new();
+    let server = Server::start(&silt);
+    let http = server.http();
+    create_events(&http, json!({"delta.checkpointInterval": "5"}));
+    for request in 0..23u64 {
+        let reply = http.post(ROWS_PATH, NDJSON, ndjson(request * 10..request * 10 + 10), &[]);
+        assert_ingested(&reply, 10);
+    }
+    let log = silt.warehouse().join(TABLE).join("_delta_log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let checkpoint = |v: u64| log.join(format!("{v:020}.checkpoint.parquet")).exists();
+    // Checkpoints are written after the ack, in the background.
+    while !(checkpoint(5) && checkpoint(20)) {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoints at 5 and 20 in {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        checkpoint(10) && checkpoint(15),
+        "a checkpoint interval was skipped"
+    );
+    assert!(!checkpoint(23), "checkpoint off the interval");
+    assert_eq!(counts(&silt), (230, 230));
+    // Commits after the reload land on top of the checkpointed state.
+    let reply = http.post(ROWS_PATH, NDJSON, ndjson(1000..1010), &[]);
+    assert_eq!(assert_ingested(&reply, 10)["version"], json!(24));
+    assert_eq!(counts(&silt), (240, 240));
+}
