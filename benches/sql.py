@@ -40,7 +40,11 @@ import pyarrow.parquet as pq  # noqa: E402
 
 
 def measured(cmd):
-    """Runs cmd; returns (ms, peak RSS MB) of that process alone."""
+    """Runs cmd; returns (ms, peak RSS MB) of that process alone.
+
+    Peak RSS comes from GNU time (`%M`): wait4's ru_maxrss of a forked child
+    starts at this harness's own RSS, which holds the generated table."""
+    cmd = ["/usr/bin/time", "-f", "SILT_MAXRSS_KB=%M"] + cmd
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -48,7 +52,9 @@ def measured(cmd):
     out, err = proc.communicate()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err.decode()}")
-    return elapsed, usage.ru_maxrss / 1024
+    peak_kb = next((int(line.split("=", 1)[1]) for line in err.decode().splitlines()
+                    if line.startswith("SILT_MAXRSS_KB=")), 0)
+    return elapsed, peak_kb / 1024
 
 
 PY_OP = r"""
