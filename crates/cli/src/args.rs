@@ -99,6 +99,32 @@ pub enum Command {
         #[arg(long, env = "SILT_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Erase data subjects (GDPR/CCPA) from every table with subject
+    /// columns, and prove it with a signed certificate.
+    Erase {
+        #[command(flatten)]
+        warehouse: WarehouseArgs,
+        /// An identifier to erase (repeat for several); a value of the
+        /// tables' `silt.erasure.subject_columns`.
+        #[arg(long = "subject", required = true, value_name = "VALUE")]
+        subjects: Vec<String>,
+        /// Only these tables (default: every table with subject columns).
+        #[arg(long, num_args = 1.., value_name = "TABLE")]
+        tables: Option<Vec<String>>,
+        /// Also purge history: VACUUM with zero retention, checkpoint, log
+        /// expiry (time travel before the erasure is lost).
+        #[arg(long)]
+        purge: bool,
+        /// With --server: wait for the request to finish and print its certificate
+        /// (embedded runs always wait).
+        #[arg(long)]
+        wait: bool,
+        /// Idempotency key: filing the same key again answers the first request.
+        #[arg(long, env = "SILT_ERASURE_REQUEST_ID")]
+        request_id: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Inspect tables.
     Table {
         #[command(flatten)]

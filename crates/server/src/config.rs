@@ -22,6 +22,34 @@ pub struct Config {
     /// Query limits.
     #[serde(default)]
     pub sql: SqlSection,
+    /// GDPR/CCPA erasure secrets.
+    #[serde(default)]
+    pub erasure: ErasureSection,
+}
+
+/// `[erasure]`. Unset secrets come from `<warehouse>/_silt/erasure.key`
+/// (generated, mode 0600); an object-store warehouse needs both set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErasureSection {
+    /// HMAC-SHA256 secret for subject hashes and certificate signatures.
+    pub secret: Option<String>,
+    /// AES-256-GCM key (64 hex digits) sealing pending requests' subjects.
+    pub key: Option<String>,
+    /// Pause after each step of a table's erasure, in milliseconds
+    /// (throttling; crash tests use it to kill the server mid-erasure).
+    pub step_delay_ms: u64,
+}
+
+// Secrets never reach a log line through `{:?}`.
+impl std::fmt::Debug for ErasureSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErasureSection")
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .field("step_delay_ms", &self.step_delay_ms)
+            .finish()
+    }
 }
 
 /// `[sql]`.
@@ -105,6 +133,9 @@ impl Config {
         if config.auth.tokens.iter().any(|t| t.token.trim().is_empty()) {
             return Err("auth.tokens: a token must not be empty".into());
         }
+        if config.erasure.secret.as_deref().is_some_and(str::is_empty) {
+            return Err("erasure.secret must not be empty".into());
+        }
         if config.ingest.max_body_bytes == 0 {
             return Err("ingest.max_body_bytes must be greater than 0".into());
         }
@@ -161,6 +192,17 @@ mod schema_tests {
             };
             Config::parse(&format!("[ingest]\n{key} = {value}\n"))
                 .unwrap_or_else(|e| panic!("schema key ingest.{key} refused: {e}"));
+        }
+        let erasure = schema["properties"]["erasure"]["properties"]
+            .as_object()
+            .expect("erasure keys");
+        for (key, spec) in erasure {
+            let value = match spec["type"].as_str() {
+                Some("integer") => "1".to_string(),
+                _ => format!("\"{}\"", "ab".repeat(32)),
+            };
+            Config::parse(&format!("[erasure]\n{key} = {value}\n"))
+                .unwrap_or_else(|e| panic!("schema key erasure.{key} refused: {e}"));
         }
         let defaults = IngestSection::default();
         assert_eq!(ingest["max_body_bytes"]["default"], defaults.max_body_bytes);

@@ -1,11 +1,12 @@
 //! silt-server owns the network surface: the axum HTTP API (`/v1/tables`,
 //! `/v1/tables/{t}/rows`, `/healthz`, `/metrics`, `/openapi.json`), Arrow
 //! Flight `DoPut` ingest, bearer-token auth and the TOML config. It wires
-//! silt-ingest (and, later, silt-sql and silt-erasure) and translates their
+//! silt-ingest, silt-sql and silt-erasure (whose worker it starts) and translates their
 //! errors through `silt_table::ErrorKind`; it owns no logic of theirs.
 //!
 //! ```text
 //!  HTTP :7070 ── axum router ── auth ──┬─ /v1/tables*        → silt-table
+//!                                      ├─ /v1/erasures*      → silt-erasure (worker task)
 //!                                      └─ /v1/tables/t/rows  → silt-ingest Ingestor ─┐
 //!  Flight :7071 ── DoPut ── auth ──────────────────────────────────────────────────┤
 //!                                        one group committer per table ◀───────────┘
@@ -110,6 +111,28 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         local(&flight_listener, flight_addr),
     );
 
+    // Erasure needs its secrets; without them (an object-store warehouse
+    // with no [erasure] config) the rest of the server still serves.
+    let mut erasure_unavailable = String::new();
+    let erasure = match silt_erasure::Erasure::open(
+        warehouse.clone(),
+        silt_erasure::ErasureConfig {
+            secret: config.erasure.secret.clone(),
+            key: config.erasure.key.clone(),
+            step_delay: std::time::Duration::from_millis(config.erasure.step_delay_ms),
+        },
+    ) {
+        Ok(service) => Some(Arc::new(service)),
+        Err(error) => {
+            tracing::warn!(%error, "erasure is not available");
+            erasure_unavailable = error.to_string();
+            None
+        }
+    };
+    let erasure_state = match &erasure {
+        Some(service) => http::ErasureState::ready(service.clone()),
+        None => http::ErasureState::unavailable(erasure_unavailable),
+    };
     let state = http::AppState {
         warehouse: warehouse.clone(),
         ingestor: ingestor.clone(),
@@ -121,8 +144,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
             statement_timeout: std::time::Duration::from_millis(config.sql.statement_timeout_ms),
             max_rows: config.sql.max_rows,
         },
+        erasure: erasure_state,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The erasure worker resumes requests a crash left open, then waits for new ones.
+    let erasure_worker = erasure.map(|service| tokio::spawn(service.work(stopped.clone())));
     let wait = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
         let _ = receiver.wait_for(|stop| *stop).await;
     };
@@ -155,6 +181,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     signals.abort();
     // Listeners are closed and in-flight requests answered; drain the queues.
     ingestor.shutdown().await;
+    if let Some(worker) = erasure_worker {
+        // A request cut short here stays open in the ledger and resumes on restart.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), worker).await;
+    }
     tracing::info!("stopped");
     http_result.map_err(|e| ServerError::Serve {
         service: "http",

@@ -44,9 +44,27 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
         let Some(table) = schema.resolve(&name).await? else {
             return Err(SqlError::NotFound(format!("table '{name}' not found")));
         };
-        let pinned = match as_of {
-            AsOf::Version(v) => table.at_version(v).await?,
-            AsOf::Timestamp(at) => table.at_timestamp(at).await?,
+        let resolved = match as_of {
+            AsOf::Version(v) => table.at_version(v).await,
+            AsOf::Timestamp(at) => table.at_timestamp(at).await,
+        };
+        let pinned = match resolved {
+            Ok(pinned) => pinned,
+            Err(
+                error @ (silt_table::TableError::VersionNotFound { .. }
+                | silt_table::TableError::TimestampTooEarly { .. }),
+            ) => {
+                let asked = match &error {
+                    silt_table::TableError::VersionNotFound {
+                        version, earliest, ..
+                    } => (version < earliest).then_some(Some(*version)),
+                    _ => Some(None),
+                };
+                return Err(asked
+                    .and_then(|version| purged_by_erasure(&table, &name, version))
+                    .unwrap_or_else(|| error.into()));
+            }
+            Err(error) => return Err(error.into()),
         };
         // Without this check a vacuumed version fails mid-scan with a raw
         // "object not found" (and count(*) may even answer from statistics).
@@ -56,6 +74,9 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
                 .await?
                 .is_empty()
         {
+            if let Some(error) = purged_by_erasure(&table, &name, Some(pinned.version())) {
+                return Err(error);
+            }
             return Err(SqlError::NotFound(format!(
                 "data files of table '{name}' at version {} are missing: VACUUM has removed them, so this version \
                  can no longer be read (time travel reaches back as far as delta.deletedFileRetentionDuration keeps files)",
@@ -71,6 +92,27 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
     };
     let _ = statement.visit(&mut rename);
     Ok(())
+}
+
+/// Table properties an erasure purge sets (silt-erasure's
+/// `PURGED_BY_PROPERTY` / `PURGED_BEFORE_PROPERTY`; sql cannot depend on it).
+const PURGED_BY: &str = "silt.erasure.purged_by";
+const PURGED_BEFORE: &str = "silt.erasure.purged_before_version";
+
+/// The error for time travel into history that an erasure purged, if the
+/// table was purged by one and `version` (when known) predates the purge.
+fn purged_by_erasure(table: &silt_table::Table, name: &str, version: Option<u64>) -> Option<SqlError> {
+    let properties = table.properties().ok()?;
+    let id = properties.get(PURGED_BY)?;
+    let before: u64 = properties.get(PURGED_BEFORE)?.parse().ok()?;
+    if version.is_some_and(|v| v >= before) {
+        return None;
+    }
+    Some(SqlError::NotFound(format!(
+        "history of table '{name}' before version {before} was purged by erasure request {id} \
+         (personal data was removed from every data file and log entry), so it can no longer be read; \
+         query the current version or a later one"
+    )))
 }
 
 /// The table name DataFusion will look up for `name` (unquoted parts fold to lowercase).

@@ -6,6 +6,7 @@ mod server;
 
 mod cli_ingest;
 mod cli_server;
+mod erasure;
 mod errors;
 mod flight_sql;
 mod interop;

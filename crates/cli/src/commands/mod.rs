@@ -1,5 +1,6 @@
 //! One module per subcommand; `run` builds the runtime and dispatches.
 
+mod erase;
 mod ingest;
 mod remote_ingest;
 mod remote_sql;
@@ -72,6 +73,27 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 flight,
                 config,
             } => serve::run(warehouse.warehouse, http, flight, config).await,
+            Command::Erase {
+                warehouse,
+                subjects,
+                tables,
+                purge,
+                wait,
+                request_id,
+                remote,
+            } => {
+                let args = erase::EraseArgs {
+                    subjects,
+                    tables,
+                    purge,
+                    wait,
+                    request_id,
+                };
+                match &remote.server {
+                    Some(server) => erase::run_remote(server, remote.token.as_deref(), args).await,
+                    None => erase::run_embedded(&open(&warehouse.warehouse)?, args).await,
+                }
+            }
             Command::Table {
                 warehouse,
                 format,

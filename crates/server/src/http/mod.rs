@@ -1,6 +1,7 @@
 //! The axum HTTP API: routes, shared state, and the body/auth helpers every
 //! handler uses.
 
+mod erasures;
 mod ops;
 mod rows;
 mod sql;
@@ -21,6 +22,7 @@ use crate::auth::{Auth, Role};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+pub use erasures::{ErasureAccepted, ErasureList, ErasureState, ErasureStatus};
 pub use ops::ApiDoc;
 pub use rows::IngestAnswer;
 pub use sql::SqlRequest;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub engine: silt_sql::Engine,
     /// Query limits.
     pub sql: SqlLimits,
+    /// GDPR/CCPA erasure.
+    pub erasure: ErasureState,
 }
 
 /// Limits on `/v1/sql` statements.
@@ -73,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tables/{table}", get(tables::describe))
         .route("/v1/tables/{table}/history", get(tables::history))
         .route("/v1/tables/{table}/rows", post(rows::ingest))
+        .route("/v1/erasures", post(erasures::create).get(erasures::list))
+        .route("/v1/erasures/{id}", get(erasures::get))
         .fallback(ops::not_found)
         // Bodies are read with our own limit so the 413 is problem+json.
         .layer(DefaultBodyLimit::disable())

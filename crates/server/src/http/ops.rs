@@ -26,11 +26,14 @@ use crate::error::ApiError;
         super::tables::history,
         super::rows::ingest,
         super::sql::sql,
+        super::erasures::create,
+        super::erasures::list,
+        super::erasures::get,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"), (name = "sql", description = "run SQL"))
+    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"), (name = "sql", description = "run SQL"), (name = "erasure", description = "GDPR/CCPA erasure with signed certificates"))
 )]
 pub struct ApiDoc;
 

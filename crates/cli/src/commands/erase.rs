@@ -1,0 +1,126 @@
+//! `silt erase`: file an erasure request with a running server
+//! (`--server`), or run it embedded — the worker runs inline and the command
+//! prints the signed certificate. Subject values are never printed.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use silt_erasure::{Erasure, ErasureConfig, NewRequest, Status};
+use silt_table::{ErrorKind, Warehouse};
+
+use super::remote_ingest::kind_of;
+use crate::failure::Failure;
+
+/// What `silt erase` was asked.
+pub(super) struct EraseArgs {
+    pub(super) subjects: Vec<String>,
+    pub(super) tables: Option<Vec<String>>,
+    pub(super) purge: bool,
+    pub(super) wait: bool,
+    pub(super) request_id: Option<String>,
+}
+
+impl From<silt_erasure::ErasureError> for Failure {
+    fn from(e: silt_erasure::ErasureError) -> Self {
+        Failure::new(e.kind(), e)
+    }
+}
+
+fn print(doc: &Value) {
+    println!("{}", serde_json::to_string_pretty(doc).unwrap_or_default());
+}
+
+/// Exit non-zero when verification failed, so scripts notice.
+fn check(doc: &Value) -> Result<(), Failure> {
+    match doc["status"].as_str() {
+        Some("failed") => Err(Failure::new(
+            ErrorKind::Internal,
+            format!(
+                "erasure {} failed: {}",
+                doc["id"].as_str().unwrap_or("?"),
+                doc["error"].as_str().unwrap_or("see the certificate")
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the request in this process: file it, run every open request, print it.
+pub(super) async fn run_embedded(warehouse: &Warehouse, args: EraseArgs) -> Result<(), Failure> {
+    let erasure = Erasure::open(warehouse.clone(), ErasureConfig::default())?;
+    let filed = erasure
+        .submit(NewRequest {
+            subjects: args.subjects,
+            tables: args.tables,
+            purge: Some(args.purge),
+            request_id: args.request_id,
+        })
+        .await?;
+    eprintln!("erasure {} filed; running it", filed.id);
+    erasure.run_pending().await?;
+    let view = erasure.get(&filed.id).await?;
+    let doc = serde_json::to_value(&view).unwrap_or_default();
+    print(&doc);
+    if view.status == Status::Failed {
+        return check(&doc);
+    }
+    Ok(())
+}
+
+/// Files the request with a server; with `wait`, polls until it finishes.
+pub(super) async fn run_remote(server: &str, token: Option<&str>, args: EraseArgs) -> Result<(), Failure> {
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/erasures", server.trim_end_matches('/'));
+    let body = json!({
+        "subjects": args.subjects,
+        "tables": args.tables,
+        "purge": args.purge,
+        "request_id": args.request_id,
+    });
+    let accepted = send(client.post(&base).json(&body), token, &base).await?;
+    let Some(id) = accepted["id"].as_str().map(str::to_string) else {
+        return Err(Failure::new(
+            ErrorKind::Internal,
+            format!("no id in the answer of {base}"),
+        ));
+    };
+    if !args.wait {
+        print(&accepted);
+        return Ok(());
+    }
+    eprintln!("erasure {id} filed; waiting for it to finish");
+    let url = format!("{base}/{id}");
+    loop {
+        let doc = send(client.get(&url), token, &url).await?;
+        if matches!(doc["status"].as_str(), Some("done") | Some("failed")) {
+            print(&doc);
+            return check(&doc);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder, token: Option<&str>, url: &str) -> Result<Value, Failure> {
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot reach {url}: {e}")))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("answer from {url} cut short: {e}")))?;
+    let doc: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !status.is_success() {
+        let detail = doc["detail"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{url} answered {status}"));
+        return Err(Failure::new(kind_of(status.as_u16()), detail));
+    }
+    Ok(doc)
+}

@@ -1,0 +1,731 @@
+//! The erasure service: files requests in the ledger, runs them (one
+//! batched delete per table, purge, verification, certificate) and answers
+//! about them. One worker per process takes open requests oldest first; a
+//! restarted process resumes what the ledger shows open.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use silt_table::{Table, TableError, Warehouse};
+use tokio::sync::{Mutex, Notify};
+
+use crate::certificate::{Certificate, TableReport, Timings, Verification};
+use crate::error::{ErasureError, Result};
+use crate::ledger::{ErasureRecord, LEDGER_TABLE, Ledger, Status};
+use crate::matcher::{MatchMode, Subjects, predicate};
+use crate::purge::{commit_properties, purge};
+use crate::secrets::Secrets;
+use crate::verify::scan_store;
+
+/// The table property listing a table's subject columns (comma-separated).
+pub const SUBJECT_COLUMNS_PROPERTY: &str = "silt.erasure.subject_columns";
+/// The dead-letter table, whose `raw` text is searched for subjects.
+pub const DEAD_LETTER_TABLE: &str = "_silt_dead_letters";
+/// Table property set by a purge: the erasure request that removed the
+/// table's history before the version in [`PURGED_BEFORE_PROPERTY`].
+pub const PURGED_BY_PROPERTY: &str = "silt.erasure.purged_by";
+/// Table property set by a purge: versions before this one are gone.
+pub const PURGED_BEFORE_PROPERTY: &str = "silt.erasure.purged_before_version";
+/// Delta's tombstone retention, lowered to nothing for the purge's checkpoint.
+const RETENTION_PROPERTY: &str = "delta.deletedFileRetentionDuration";
+const NO_RETENTION: &str = "interval 0 seconds";
+/// Delta's default, restored when the table had no retention of its own.
+const DEFAULT_RETENTION: &str = "interval 1 weeks";
+/// Days a controller has to answer an erasure request (GDPR art. 12(3)).
+pub const DEADLINE_DAYS: i64 = 30;
+/// Most subjects one request may carry.
+pub const MAX_SUBJECTS: usize = 100_000;
+
+/// How the erasure service is set up.
+#[derive(Debug, Clone, Default)]
+pub struct ErasureConfig {
+    /// HMAC secret for subject hashes and certificate signatures.
+    pub secret: Option<String>,
+    /// AES-256-GCM key (64 hex digits) sealing pending subjects.
+    pub key: Option<String>,
+    /// A pause after each step of a table's erasure: throttling, and the
+    /// window crash tests kill the server in.
+    pub step_delay: Duration,
+}
+
+/// A new request.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewRequest {
+    /// The identifiers to erase (emails, user ids…).
+    pub subjects: Vec<String>,
+    /// Limit the erasure to these tables (default: every table with subject columns).
+    pub tables: Option<Vec<String>>,
+    /// Also purge history (default true).
+    pub purge: Option<bool>,
+    /// Idempotency key: a second request with it answers the first.
+    pub request_id: Option<String>,
+}
+
+/// What `submit` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    /// The erasure id.
+    pub id: String,
+    /// Its status.
+    pub status: Status,
+    /// False when `request_id` matched an earlier request.
+    pub created: bool,
+}
+
+/// A request as shown to operators: hashes, never values.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestView {
+    /// The erasure id.
+    pub id: String,
+    /// The caller's idempotency key.
+    pub request_id: Option<String>,
+    /// Where it is.
+    pub status: Status,
+    /// When it was received (RFC 3339).
+    pub received_at: DateTime<Utc>,
+    /// When its state last changed.
+    pub updated_at: DateTime<Utc>,
+    /// received_at + 30 days.
+    pub deadline: DateTime<Utc>,
+    /// Still open past its deadline.
+    pub overdue: bool,
+    /// Number of subjects.
+    pub subjects: usize,
+    /// Their salted hashes.
+    pub subject_hashes: Vec<String>,
+    /// Tables it was limited to.
+    pub tables: Option<Vec<String>>,
+    /// Whether history is purged.
+    pub purge: bool,
+    /// The signed certificate, once finished.
+    pub certificate: Option<Value>,
+    /// Why it failed, if it did (paths and steps, no values).
+    pub error: Option<String>,
+}
+
+impl From<ErasureRecord> for RequestView {
+    fn from(r: ErasureRecord) -> Self {
+        let deadline = r.received_at + chrono::Duration::days(DEADLINE_DAYS);
+        let finished = !r.status.is_open();
+        RequestView {
+            overdue: !finished && Utc::now() > deadline,
+            deadline,
+            certificate: if finished { r.results.clone() } else { None },
+            subjects: r.subject_hashes.len(),
+            id: r.id,
+            request_id: r.request_id,
+            status: r.status,
+            received_at: r.received_at,
+            updated_at: r.updated_at,
+            subject_hashes: r.subject_hashes,
+            tables: r.tables,
+            purge: r.purge,
+            error: r.error,
+        }
+    }
+}
+
+/// Progress of a running request, kept in the ledger so a restart resumes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    started_at: Option<DateTime<Utc>>,
+    tables: BTreeMap<String, TableProgress>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct TableProgress {
+    deleted: bool,
+    purged: bool,
+    report: TableReport,
+}
+
+/// The erasure service of one warehouse.
+#[derive(Debug)]
+pub struct Erasure {
+    warehouse: Warehouse,
+    secrets: Secrets,
+    ledger: Ledger,
+    config: ErasureConfig,
+    wake: Notify,
+    running: Mutex<()>,
+}
+
+impl Erasure {
+    /// Opens the service: loads or creates the secrets (see [`Secrets::load`]).
+    pub fn open(warehouse: Warehouse, config: ErasureConfig) -> Result<Self> {
+        let local = match warehouse.root().scheme() {
+            "file" => warehouse.root().to_file_path().ok(),
+            _ => None,
+        };
+        let secrets = Secrets::load(config.secret.as_deref(), config.key.as_deref(), local.as_deref())?;
+        Ok(Self {
+            ledger: Ledger::new(warehouse.clone()),
+            warehouse,
+            secrets,
+            config,
+            wake: Notify::new(),
+            running: Mutex::new(()),
+        })
+    }
+
+    /// The secrets (to verify certificates).
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// Files a request (idempotent on `request_id`) and wakes the worker.
+    pub async fn submit(&self, request: NewRequest) -> Result<Submitted> {
+        let mut subjects: Vec<String> = request.subjects.into_iter().filter(|s| !s.is_empty()).collect();
+        subjects.sort();
+        subjects.dedup();
+        if subjects.is_empty() {
+            return Err(ErasureError::Invalid(
+                "'subjects' must list at least one non-empty identifier".into(),
+            ));
+        }
+        if subjects.len() > MAX_SUBJECTS {
+            return Err(ErasureError::Invalid(format!(
+                "at most {MAX_SUBJECTS} subjects per request; split it"
+            )));
+        }
+        if let Some(tables) = &request.tables {
+            for name in tables {
+                let table = self.warehouse.table(name).await.map_err(|e| match e {
+                    TableError::NotFound { .. } => ErasureError::Invalid(format!("table '{name}' not found")),
+                    e => e.into(),
+                })?;
+                if subject_columns(&table).is_empty() && name != DEAD_LETTER_TABLE {
+                    return Err(ErasureError::Invalid(format!(
+                        "table '{name}' has no subject columns; set TBLPROPERTIES ('{SUBJECT_COLUMNS_PROPERTY}' = 'col,…')"
+                    )));
+                }
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let plaintext =
+            serde_json::to_vec(&subjects).map_err(|e| ErasureError::Invalid(format!("subjects: {e}")))?;
+        let now = Utc::now();
+        let record = ErasureRecord {
+            sealed: Some(self.secrets.seal(&id, &plaintext)?),
+            subject_hashes: subjects.iter().map(|s| self.secrets.subject_hash(s)).collect(),
+            id,
+            seq: 0,
+            request_id: request.request_id,
+            status: Status::Pending,
+            received_at: now,
+            updated_at: now,
+            tables: request.tables,
+            purge: request.purge.unwrap_or(true),
+            results: None,
+            error: None,
+        };
+        let (stored, created) = self.ledger.insert_if_absent(record).await?;
+        if created {
+            tracing::info!(erasure = %stored.id, subjects = stored.subject_hashes.len(), "erasure request filed");
+            self.wake.notify_one();
+        }
+        Ok(Submitted {
+            id: stored.id,
+            status: stored.status,
+            created,
+        })
+    }
+
+    /// One request.
+    pub async fn get(&self, id: &str) -> Result<RequestView> {
+        Ok(self.ledger.get(id).await?.into())
+    }
+
+    /// Every request, oldest first.
+    pub async fn list(&self) -> Result<Vec<RequestView>> {
+        Ok(self
+            .ledger
+            .all()
+            .await?
+            .into_iter()
+            .map(RequestView::from)
+            .collect())
+    }
+
+    /// Runs every open request to its end; returns how many ran.
+    pub async fn run_pending(&self) -> Result<usize> {
+        let _one_at_a_time = self.running.lock().await;
+        let open: Vec<ErasureRecord> = self
+            .ledger
+            .all()
+            .await?
+            .into_iter()
+            .filter(|r| r.status.is_open())
+            .collect();
+        let count = open.len();
+        let mut first_error = None;
+        for record in open {
+            let id = record.id.clone();
+            if let Err(error) = self.run_one(record).await {
+                // The request stays open and is retried on the next round;
+                // the others still run.
+                tracing::error!(erasure = %id, %error, "erasure step failed; will retry");
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(count),
+        }
+    }
+
+    /// The worker loop: runs open requests at start (resuming what a crash
+    /// interrupted), then whenever a request is filed, until `stop` is set.
+    pub async fn work(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        // A crash after a request finished but before the ledger was
+        // compacted leaves its sealed subjects in older rows.
+        if let Err(error) = self.ledger.compact_if_stale().await {
+            tracing::warn!(%error, "erasure ledger compaction failed");
+        }
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if let Err(error) = self.run_pending().await {
+                tracing::warn!(%error, "erasure worker will retry in 5 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn pause(&self) {
+        if !self.config.step_delay.is_zero() {
+            tokio::time::sleep(self.config.step_delay).await;
+        }
+    }
+
+    async fn run_one(&self, mut record: ErasureRecord) -> Result<()> {
+        let sealed = record.sealed.clone().ok_or_else(|| ErasureError::Sealed {
+            id: record.id.clone(),
+            reason: "no sealed subjects on an open request".into(),
+        })?;
+        let plaintext = self.secrets.open(&record.id, &sealed)?;
+        let values: Vec<String> = serde_json::from_slice(&plaintext).map_err(|_| ErasureError::Sealed {
+            id: record.id.clone(),
+            reason: "sealed subjects are not a JSON list".into(),
+        })?;
+        let subjects = Arc::new(Subjects::new(&values));
+        drop(values);
+
+        let mut progress: Progress = record
+            .results
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let started_at = *progress.started_at.get_or_insert_with(Utc::now);
+        let resumed = record.status == Status::Running;
+        if record.status == Status::Pending {
+            record.status = Status::Running;
+            record.results = serde_json::to_value(&progress).ok();
+            self.ledger.update(&mut record).await?;
+        } else {
+            tracing::info!(erasure = %record.id, "resuming interrupted erasure");
+        }
+        tracing::info!(erasure = %record.id, subjects = record.subject_hashes.len(), "erasure started");
+
+        let mut targets = self.targets(&record).await?;
+        if self.warehouse.exists(DEAD_LETTER_TABLE).await?
+            && record
+                .tables
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|n| n == DEAD_LETTER_TABLE))
+            && !targets.iter().any(|(t, _, _)| t == DEAD_LETTER_TABLE)
+        {
+            targets.push((
+                DEAD_LETTER_TABLE.to_string(),
+                vec!["raw".to_string()],
+                MatchMode::Contains,
+            ));
+        }
+
+        for (name, columns, mode) in &targets {
+            let mut step = progress.tables.get(name).cloned().unwrap_or_default();
+            if !step.deleted {
+                step.report = self
+                    .delete(&record, resumed, name, columns, *mode, &subjects)
+                    .await?;
+                step.deleted = true;
+                progress.tables.insert(name.clone(), step.clone());
+                record.results = serde_json::to_value(&progress).ok();
+                self.ledger.update(&mut record).await?;
+                self.pause().await;
+            }
+            if record.purge && !step.purged {
+                let clock = Instant::now();
+                let mut table = self.warehouse.table(name).await?;
+                // Recorded before the purge so time travel into the purged
+                // range can name the request.
+                let retention = table
+                    .properties()?
+                    .get(RETENTION_PROPERTY)
+                    .filter(|v| v.as_str() != NO_RETENTION)
+                    .cloned()
+                    .unwrap_or_else(|| DEFAULT_RETENTION.to_string());
+                let marker = [
+                    (PURGED_BY_PROPERTY.to_string(), record.id.clone()),
+                    (
+                        PURGED_BEFORE_PROPERTY.to_string(),
+                        (table.version() + 1).to_string(),
+                    ),
+                    // The checkpoint keeps `remove` tombstones younger than
+                    // this retention, and a tombstone's path and partition
+                    // values can name a subject (a subject partition column).
+                    (RETENTION_PROPERTY.to_string(), NO_RETENTION.to_string()),
+                ];
+                table.set_properties(marker.into_iter().collect()).await?;
+                let purged = purge(&table, &record.id).await?;
+                table.refresh().await?;
+                table
+                    .set_properties(
+                        [(RETENTION_PROPERTY.to_string(), retention)]
+                            .into_iter()
+                            .collect(),
+                    )
+                    .await?;
+                step.report.files_purged = purged.files_purged;
+                step.report.log_entries_expired = purged.log_entries_expired;
+                step.report.checkpoint_version = Some(purged.checkpoint_version);
+                step.report.timings_ms.purge_ms = clock.elapsed().as_millis() as u64;
+                step.purged = true;
+                progress.tables.insert(name.clone(), step.clone());
+                record.results = serde_json::to_value(&progress).ok();
+                self.ledger.update(&mut record).await?;
+                tracing::info!(erasure = %record.id, table = %name, files = purged.files_purged,
+                    log_entries = purged.log_entries_expired, "purged table history");
+                self.pause().await;
+            }
+        }
+
+        // Verification: every object under each table root (or, without a
+        // purge, the files of the latest version, since history still holds rows).
+        let mut reports = Vec::new();
+        for (name, _, _) in &targets {
+            let mut report = progress
+                .tables
+                .get(name)
+                .map(|p| p.report.clone())
+                .unwrap_or_default();
+            let clock = Instant::now();
+            let table = self.warehouse.table(name).await?;
+            report.version_after = table.version();
+            report.verification = if record.purge {
+                scan_store(table.delta().log_store().object_store(None), &subjects, name).await?
+            } else {
+                scan_live_files(&table, &subjects).await?
+            };
+            report.timings_ms.verify_ms = clock.elapsed().as_millis() as u64;
+            reports.push(report);
+        }
+        let ledger_table = self.ledger.table().await?;
+        let ledger = scan_store(
+            ledger_table.delta().log_store().object_store(None),
+            &subjects,
+            LEDGER_TABLE,
+        )
+        .await?;
+
+        let found: u64 = reports
+            .iter()
+            .map(|r| r.verification.occurrences_found)
+            .sum::<u64>()
+            + ledger.occurrences_found;
+        let status = if found == 0 { Status::Done } else { Status::Failed };
+        let mut certificate = Certificate {
+            certificate_version: 1,
+            request_id: record.id.clone(),
+            client_request_id: record.request_id.clone(),
+            status: status.as_str().to_string(),
+            hash_algorithm: "HMAC-SHA256".into(),
+            subject_hashes: record.subject_hashes.clone(),
+            purge: record.purge,
+            received_at: record.received_at.to_rfc3339(),
+            started_at: started_at.to_rfc3339(),
+            completed_at: Utc::now().to_rfc3339(),
+            tables: reports,
+            ledger,
+            signature_algorithm: "HMAC-SHA256".into(),
+            signature: String::new(),
+        };
+        certificate.sign(&self.secrets);
+        if status == Status::Failed {
+            let paths: Vec<String> = certificate
+                .tables
+                .iter()
+                .flat_map(|t| {
+                    t.verification
+                        .paths_with_occurrences
+                        .iter()
+                        .map(move |p| format!("{}/{p}", t.table))
+                })
+                .chain(
+                    certificate
+                        .ledger
+                        .paths_with_occurrences
+                        .iter()
+                        .map(|p| format!("{LEDGER_TABLE}/{p}")),
+                )
+                .collect();
+            record.error = Some(format!(
+                "verification found {found} occurrence(s) of the subjects in: {}",
+                paths.join(", ")
+            ));
+        }
+        record.status = status;
+        record.sealed = None;
+        record.results = serde_json::to_value(&certificate).ok();
+        self.ledger.update(&mut record).await?;
+        // The sealed subjects are still in the ledger's older rows and files.
+        self.ledger.compact(&record.id).await?;
+        tracing::info!(erasure = %record.id, status = status.as_str(), occurrences = found, "erasure finished");
+        Ok(())
+    }
+
+    /// Tables to erase from, with their subject columns.
+    async fn targets(&self, record: &ErasureRecord) -> Result<Vec<(String, Vec<String>, MatchMode)>> {
+        let names = match &record.tables {
+            Some(tables) => tables.clone(),
+            None => self.warehouse.list_tables().await?,
+        };
+        let mut out = Vec::new();
+        for name in names {
+            if name == LEDGER_TABLE || name == DEAD_LETTER_TABLE {
+                continue;
+            }
+            let table = match self.warehouse.table(&name).await {
+                Ok(table) => table,
+                // Dropped since the request was filed: nothing left to erase.
+                Err(TableError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let columns = subject_columns(&table);
+            if !columns.is_empty() {
+                out.push((name, columns, MatchMode::Equals));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The batched delete on one table: one rewrite for all subjects.
+    async fn delete(
+        &self,
+        record: &ErasureRecord,
+        resumed: bool,
+        name: &str,
+        columns: &[String],
+        mode: MatchMode,
+        subjects: &Arc<Subjects>,
+    ) -> Result<TableReport> {
+        let clock = Instant::now();
+        let table = self.warehouse.table(name).await?;
+        let version_before = table.version();
+        let mut report = TableReport {
+            table: name.to_string(),
+            columns: columns.to_vec(),
+            match_mode: match mode {
+                MatchMode::Equals => "equals",
+                MatchMode::Contains => "contains",
+            }
+            .to_string(),
+            version_before,
+            version_after: version_before,
+            ..TableReport::default()
+        };
+        // A crash between the delete's commit and the ledger recording it:
+        // take the counts from that commit instead of deleting (nothing) again.
+        if resumed && let Some((version, metrics)) = committed_delete(&table, &record.id).await {
+            let count = |key: &str| metrics.get(key).and_then(Value::as_u64).unwrap_or(0);
+            report.delete_version = Some(version);
+            report.rows_deleted = count("num_deleted_rows");
+            report.files_rewritten = count("num_removed_files");
+            report.files_added = count("num_added_files");
+            tracing::info!(erasure = %record.id, table = name, version, "delete had committed before a restart");
+            return Ok(report);
+        }
+        let schema = table.schema()?;
+        let present: Vec<String> = columns
+            .iter()
+            .filter(|c| schema.field_with_name(c).is_ok())
+            .cloned()
+            .collect();
+        let Some(expr) = predicate(subjects, &present, mode) else {
+            return Ok(report);
+        };
+        let properties = commit_properties(
+            &record.id,
+            &[(
+                "silt.erasure.subjects",
+                serde_json::json!(record.subject_hashes.len()),
+            )],
+        );
+        let (deleted, metrics) = table
+            .delta()
+            .clone()
+            .delete()
+            .with_predicate(expr)
+            .with_commit_properties(properties)
+            .await
+            .map_err(|e| ErasureError::step(name, "delete", e))?;
+        let after = deleted.version().unwrap_or(version_before);
+        report.delete_version = (after > version_before).then_some(after);
+        report.version_after = after;
+        report.rows_deleted = metrics.num_deleted_rows.unwrap_or(0) as u64;
+        report.files_rewritten = metrics.num_removed_files as u64;
+        report.files_added = metrics.num_added_files as u64;
+        report.timings_ms = Timings {
+            delete_ms: clock.elapsed().as_millis() as u64,
+            ..Timings::default()
+        };
+        tracing::info!(erasure = %record.id, table = name, rows = report.rows_deleted,
+            files_rewritten = report.files_rewritten, "erasure delete committed");
+        Ok(report)
+    }
+}
+
+/// How far back a resumed request looks for its own delete commit.
+const RESUME_LOOKBACK: u64 = 50;
+
+/// The version and `operationMetrics` of a DELETE commit of `table` made by
+/// erasure `id`, if one is among the latest commits.
+async fn committed_delete(table: &Table, id: &str) -> Option<(u64, serde_json::Map<String, Value>)> {
+    use object_store::ObjectStoreExt;
+    let store = table.delta().log_store().object_store(None);
+    let latest = table.version();
+    for version in (latest.saturating_sub(RESUME_LOOKBACK)..=latest).rev() {
+        let path = deltalake::Path::from(format!("_delta_log/{version:020}.json"));
+        let Ok(object) = store.get(&path).await else {
+            continue;
+        };
+        let Ok(bytes) = object.bytes().await else {
+            continue;
+        };
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(action) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            let info = &action["commitInfo"];
+            if info["silt.erasure.id"].as_str() == Some(id) && info["operation"].as_str() == Some("DELETE") {
+                let metrics = info["operationMetrics"].as_object().cloned().unwrap_or_default();
+                return Some((version, metrics));
+            }
+        }
+    }
+    None
+}
+
+/// A table's subject columns, from its property.
+pub fn subject_columns(table: &Table) -> Vec<String> {
+    let properties = table.properties().unwrap_or_default();
+    let mut seen = HashSet::new();
+    properties
+        .get(SUBJECT_COLUMNS_PROPERTY)
+        .map(|v| {
+            v.split(',')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty() && seen.insert(c.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Without a purge, only the latest version's files must be clean.
+async fn scan_live_files(table: &Table, subjects: &Subjects) -> Result<Verification> {
+    use object_store::ObjectStoreExt;
+    let store = table.delta().log_store().object_store(None);
+    let state = table
+        .delta()
+        .snapshot()
+        .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
+    let paths: Vec<deltalake::Path> = state.log_data().iter().map(|f| f.object_store_path()).collect();
+    let mut report = Verification::default();
+    for path in paths {
+        let object = store
+            .get(&path)
+            .await
+            .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
+        let bytes = object
+            .bytes()
+            .await
+            .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
+        report.objects_scanned += 1;
+        report.bytes_scanned += bytes.len() as u64;
+        let found = crate::verify::scan_object(path.as_ref(), bytes, subjects, &mut report);
+        if found > 0 {
+            report.occurrences_found += found;
+            report.paths_with_occurrences.push(path.to_string());
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use silt_table::{CommitOptions, TableSpec, WriteMode};
+
+    /// A resumed request finds the delete it committed before a crash, with
+    /// its counts, instead of deleting (nothing) again.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn resume_finds_the_delete_committed_before_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
+        let schema = Arc::new(Schema::new(vec![Field::new("email", DataType::Utf8, true)]));
+        let mut table = warehouse
+            .create_table(
+                "t",
+                TableSpec {
+                    schema: schema.clone(),
+                    partition_columns: vec![],
+                    properties: Default::default(),
+                    if_not_exists: false,
+                },
+            )
+            .await
+            .expect("create");
+        let column: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a"]));
+        let batch = RecordBatch::try_new(schema, vec![column]).expect("batch");
+        table
+            .write(vec![batch], WriteMode::Append, CommitOptions::default())
+            .await
+            .expect("write");
+        assert!(committed_delete(&table, "e1").await.is_none());
+        let subjects = Arc::new(Subjects::new(&["a".to_string()]));
+        let expr = predicate(&subjects, &["email".to_string()], MatchMode::Equals).expect("expr");
+        table
+            .delta()
+            .clone()
+            .delete()
+            .with_predicate(expr)
+            .with_commit_properties(commit_properties("e1", &[]))
+            .await
+            .expect("delete");
+        table.refresh().await.expect("refresh");
+        let (version, metrics) = committed_delete(&table, "e1").await.expect("found");
+        assert_eq!(version, 2);
+        assert_eq!(metrics["num_deleted_rows"], 2);
+        assert!(committed_delete(&table, "e2").await.is_none());
+        // The log shows the value-free predicate, never the subject.
+        let log =
+            std::fs::read_to_string(dir.path().join("t/_delta_log/00000000000000000002.json")).expect("log");
+        assert!(log.contains("silt_erasure_match(email)"), "{log}");
+        assert!(!log.contains("\"a\""), "{log}");
+    }
+}

@@ -1,0 +1,456 @@
+//! GDPR/CCPA erasure against the real server: a subject spread over two
+//! tables (one partitioned), several versions, an UPDATE and a dead letter is
+//! erased with purge; afterwards no byte of the warehouse holds it, the
+//! certificate verifies, time travel into the purged past is a clean 404, and
+//! a server killed mid-erasure finishes the request once after restart.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Silt, peer, python};
+use crate::server::{
+    AUTH_CONFIG, Http, NDJSON, Server, assert_problem, create_events, detail, event, ndjson_values,
+};
+
+/// The identifier to forget: unusual enough that any byte match is a leak.
+const SUBJECT: &str = "erase-me-4f2a9c@example.org";
+const SECRET: &str = "it-erasure-secret";
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn config(extra: &str) -> String {
+    format!("{AUTH_CONFIG}\n[erasure]\nsecret = \"{SECRET}\"\nkey = \"{KEY}\"\n{extra}\n")
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .expect("read file")
+                .windows(needle.len())
+                .any(|w| w == needle)
+            {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+/// Decodes every Parquet file under `dir` with pyarrow and returns those
+/// whose values (any column, any nesting) contain `needle`, and how many
+/// files were decoded.
+fn parquet_files_containing(dir: &Path, needle: &str) -> (Vec<String>, u64) {
+    let script = r#"
+import json, os, sys
+import pyarrow.parquet as pq
+root, needle = sys.argv[1], sys.argv[2]
+def walk(v):
+    if isinstance(v, str): return needle in v
+    if isinstance(v, (bytes, bytearray)): return needle.encode() in v
+    if isinstance(v, dict): return any(walk(x) for x in v.values()) or any(walk(k) for k in v.keys())
+    if isinstance(v, (list, tuple)): return any(walk(x) for x in v)
+    return False
+hits, decoded = [], 0
+for base, _, files in os.walk(root):
+    for f in files:
+        if f.endswith(".parquet"):
+            path = os.path.join(base, f)
+            table = pq.read_table(path)
+            decoded += 1
+            if any(walk(table.column(i).to_pylist()) for i in range(table.num_columns)):
+                hits.append(path)
+print(json.dumps({"hits": hits, "decoded": decoded}))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .arg(dir)
+        .arg(needle)
+        .output()
+        .expect("runs python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let hits = doc["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| h.as_str().unwrap_or_default().to_string())
+        .collect();
+    (hits, doc["decoded"].as_u64().unwrap_or(0))
+}
+
+/// An auditor's check, independent of silt's code: Python's hmac over the
+/// canonical JSON (sorted keys, no spaces) of the certificate without
+/// `signature`; also the HMAC of the subject.
+fn auditor_verifies(certificate: &Value, subject: &str) -> (bool, String) {
+    let script = r#"
+import hashlib, hmac, json, sys
+secret, subject = sys.argv[1].encode(), sys.argv[2]
+cert = json.loads(sys.stdin.read())
+signature = cert.pop("signature")
+canonical = json.dumps(cert, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+good = hmac.compare_digest(hmac.new(secret, canonical.encode(), hashlib.sha256).hexdigest(), signature)
+print(json.dumps({"valid": good, "subject_hash": hmac.new(secret, subject.encode(), hashlib.sha256).hexdigest()}))
+"#;
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .args(["-c", script, SECRET, subject])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(certificate.to_string().as_bytes())
+        .expect("write certificate");
+    let out = child.wait_with_output().expect("python output");
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    (
+        doc["valid"].as_bool().unwrap_or(false),
+        doc["subject_hash"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Polls `GET /v1/erasures/{id}` until it is done or failed.
+fn wait_finished(http: &Http, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let reply = http.get(&format!("/v1/erasures/{id}"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let doc = reply.json();
+        if matches!(doc["status"].as_str(), Some("done") | Some("failed")) {
+            return doc;
+        }
+        assert!(Instant::now() < deadline, "erasure {id} not finished: {doc}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sql(http: &Http, statement: &str) -> Value {
+    let reply = http.post_json("/v1/sql", &json!({ "sql": statement }));
+    assert_eq!(reply.status, 200, "{statement}: {}", reply.body);
+    reply.json()
+}
+
+fn ingest(http: &Http, table: &str, rows: Vec<Value>) {
+    let reply = http.post(
+        &format!("/v1/tables/{table}/rows"),
+        NDJSON,
+        ndjson_values(rows),
+        &[],
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+fn create_accounts(http: &Http) {
+    let reply = http.post_json(
+        "/v1/tables",
+        &json!({
+            "name": "accounts",
+            "columns": [
+                {"name": "id", "type": "BIGINT", "nullable": false},
+                {"name": "email", "type": "VARCHAR"},
+                {"name": "name", "type": "VARCHAR"}
+            ],
+            "properties": {"silt.erasure.subject_columns": "email"}
+        }),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
+}
+
+fn account(id: u64, email: &str) -> Value {
+    json!({"id": id, "email": email, "name": format!("name {id}")})
+}
+
+fn subject_event(id: u64) -> Value {
+    let mut row = event(id);
+    row["email"] = json!(SUBJECT);
+    row
+}
+
+/// Two tables, several versions, an UPDATE rewriting a subject row, and a
+/// dead letter holding the subject. Returns (events ids kept, accounts ids kept).
+fn seed(http: &Http) -> (Vec<u64>, Vec<u64>) {
+    create_events(
+        http,
+        json!({"silt.erasure.subject_columns": "email", "silt.ingest.dead_letters": "true"}),
+    );
+    create_accounts(http);
+    ingest(http, "events", vec![event(1), subject_event(2), event(3)]);
+    ingest(http, "events", vec![event(4), event(5), subject_event(6)]);
+    ingest(http, "events", (7..20).map(event).collect());
+    // A row that cannot fit (bad timestamp) goes to the dead letters, subject and all.
+    let mut bad = subject_event(99);
+    bad["ts"] = json!("not a timestamp");
+    ingest(http, "events", vec![bad, event(20)]);
+    ingest(
+        http,
+        "accounts",
+        vec![account(1, "keep@example.com"), account(2, SUBJECT)],
+    );
+    ingest(http, "accounts", vec![account(3, "other@example.com")]);
+    // The UPDATE copies the subject's row into a new file and version.
+    sql(http, "UPDATE accounts SET name = 'renamed' WHERE id = 2");
+    sql(http, "UPDATE events SET id = id WHERE id = 6");
+    let events: Vec<u64> = (1..=20).filter(|id| *id != 2 && *id != 6).collect();
+    (events, vec![1, 3])
+}
+
+fn peer_ids(silt: &Silt, table: &str, columns: &str) -> Vec<u64> {
+    peer(&["read", "deltalake", &silt.table_path(table), "--columns", columns])
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row[0].as_u64().expect("id"))
+        .collect()
+}
+
+#[test]
+fn erasure_with_purge_leaves_no_trace_and_signs_a_certificate() {
+    let silt = Silt::new();
+    let server = Server::start_with_config(&silt, &config(""));
+    let operator = server.http().with_token("o-token");
+    let (events_kept, accounts_kept) = seed(&operator);
+    let purged_version = operator.get("/v1/tables/events").json()["version"]
+        .as_u64()
+        .expect("version");
+    assert!(
+        !files_containing(&silt.warehouse(), SUBJECT.as_bytes()).is_empty(),
+        "the seed should have written the subject"
+    );
+
+    // Only operators may file or read erasures.
+    let body = json!({"subjects": [SUBJECT], "purge": true, "request_id": "ticket-42"});
+    for token in ["r-token", "w-token"] {
+        let http = server.http().with_token(token);
+        assert_problem(&http.post_json("/v1/erasures", &body), 403);
+        assert_problem(&http.get("/v1/erasures"), 403);
+    }
+    assert_problem(&server.http().post_json("/v1/erasures", &body), 401);
+
+    let started = Instant::now();
+    let reply = operator.post_json("/v1/erasures", &body);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let accepted = reply.json();
+    let id = accepted["id"].as_str().expect("id").to_string();
+    // Idempotent on request_id.
+    let again = operator.post_json("/v1/erasures", &body);
+    assert_eq!(again.status, 202, "{}", again.body);
+    assert_eq!(again.json()["id"], id.as_str());
+
+    let status = wait_finished(&operator, &id, Duration::from_secs(120));
+    eprintln!("erasure finished in {:?}", started.elapsed());
+    assert_eq!(status["status"], "done", "{status:#}");
+    let certificate = &status["certificate"];
+    let tables: Vec<&str> = certificate["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| t["table"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        tables,
+        ["accounts", "events", "_silt_dead_letters"],
+        "{certificate:#}"
+    );
+    let report = |name: &str| {
+        certificate["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["table"] == name))
+            .cloned()
+            .expect("table report")
+    };
+    assert_eq!(report("events")["rows_deleted"], 2, "{certificate:#}");
+    assert_eq!(report("accounts")["rows_deleted"], 1, "{certificate:#}");
+    assert_eq!(report("_silt_dead_letters")["rows_deleted"], 1, "{certificate:#}");
+    for name in tables {
+        let r = report(name);
+        assert_eq!(r["verification"]["occurrences_found"], 0, "{r:#}");
+        assert!(
+            r["verification"]["objects_scanned"].as_u64().unwrap_or(0) > 0,
+            "{r:#}"
+        );
+        assert!(r["files_purged"].as_u64().unwrap_or(0) > 0, "{r:#}");
+        assert!(r["log_entries_expired"].as_u64().unwrap_or(0) > 0, "{r:#}");
+        assert!(
+            r["version_after"].as_u64() > r["version_before"].as_u64(),
+            "{r:#}"
+        );
+    }
+    eprintln!("certificate: {certificate:#}");
+
+    // An auditor with the secret checks the signature and the subject's hash.
+    let (valid, subject_hash) = auditor_verifies(certificate, SUBJECT);
+    assert!(valid, "signature does not verify: {certificate:#}");
+    assert_eq!(certificate["subject_hashes"], json!([subject_hash]));
+    let mut edited = certificate.clone();
+    edited["tables"][0]["rows_deleted"] = json!(0);
+    assert!(
+        !auditor_verifies(&edited, SUBJECT).0,
+        "an edited certificate must not verify"
+    );
+
+    // No byte of any file under the warehouse holds the subject: data,
+    // logs, checkpoints, ledger, dead letters; nor any decoded Parquet value.
+    let leaks = files_containing(&silt.warehouse(), SUBJECT.as_bytes());
+    assert!(leaks.is_empty(), "subject bytes still in {leaks:#?}");
+    let (parquet_leaks, decoded) = parquet_files_containing(&silt.warehouse(), SUBJECT);
+    assert!(parquet_leaks.is_empty(), "decoded subject in {parquet_leaks:#?}");
+    assert!(decoded >= 4, "decoded only {decoded} parquet files");
+    assert!(!server.log().contains(SUBJECT), "server log holds the subject");
+
+    // Every other row is intact, and Python deltalake agrees.
+    assert_eq!(peer_ids(&silt, "events", "id,email"), events_kept);
+    assert_eq!(peer_ids(&silt, "accounts", "id,email,name"), accounts_kept);
+    let dead = sql(&operator, "SELECT count(*) FROM _silt_dead_letters");
+    assert_eq!(dead["rows"], json!([[0]]), "{dead}");
+    let renamed = sql(&operator, "SELECT name FROM accounts WHERE id = 3");
+    assert_eq!(renamed["rows"], json!([["name 3"]]));
+
+    // Time travel into the purged past: a clean 404 that names the erasure.
+    let reply = operator.post_json(
+        "/v1/sql",
+        &json!({"sql": format!("SELECT count(*) FROM events VERSION AS OF {}", purged_version - 1)}),
+    );
+    let problem = assert_problem(&reply, 404);
+    assert!(detail(&problem).contains(&id), "{problem}");
+    assert!(!reply.body.contains(SUBJECT));
+
+    // The list shows the deadline (received + 30 days).
+    let list = operator.get("/v1/erasures").json();
+    let entries = list["erasures"].as_array().expect("erasures");
+    assert_eq!(entries.len(), 1, "{list:#}");
+    assert_eq!(entries[0]["overdue"], false);
+    let received = entries[0]["received_at"].as_str().expect("received_at");
+    let deadline = entries[0]["deadline"].as_str().expect("deadline");
+    assert!(deadline > received, "{list:#}");
+    assert_ne!(deadline[..10], received[..10]);
+}
+
+/// The erasure id appears in a commit of `table`: its delete has committed.
+fn delete_committed(silt: &Silt, table: &str, id: &str) -> bool {
+    let log = silt.warehouse().join(table).join("_delta_log");
+    std::fs::read_dir(log)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                e.path().extension().is_some_and(|x| x == "json")
+                    && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(id))
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn kill9_mid_erasure_resumes_after_restart_and_completes_once() {
+    let silt = Silt::new();
+    // A pause after every step leaves a window to kill the server in.
+    let mut server = Server::start_with_config(&silt, &config("step_delay_ms = 4000"));
+    let operator = server.http().with_token("o-token");
+    let (events_kept, accounts_kept) = seed(&operator);
+
+    let reply = operator.post_json(
+        "/v1/erasures",
+        &json!({"subjects": [SUBJECT], "request_id": "crash-1"}),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.json()["id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Tables are erased in name order: accounts first.
+    while !delete_committed(&silt, "accounts", &id) {
+        assert!(Instant::now() < deadline, "the first delete never committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Kill at once: the ledger may or may not have recorded the step yet;
+    // either way the restarted server must count the deleted rows once.
+    server.kill9();
+    server.restart();
+
+    let status = wait_finished(&operator, &id, Duration::from_secs(180));
+    assert_eq!(status["status"], "done", "{status:#}");
+    let certificate = &status["certificate"];
+    let rows: Vec<(String, u64)> = certificate["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap_or_default().to_string(),
+                t["rows_deleted"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // Each table's rows counted once: the delete did not run twice.
+    assert_eq!(
+        rows,
+        [
+            ("accounts".to_string(), 1),
+            ("events".to_string(), 2),
+            ("_silt_dead_letters".to_string(), 1)
+        ],
+        "{certificate:#}"
+    );
+    assert!(auditor_verifies(certificate, SUBJECT).0);
+    // Exactly one request, one certificate.
+    let list = operator.get("/v1/erasures").json();
+    assert_eq!(list["erasures"].as_array().map(Vec::len), Some(1), "{list:#}");
+    let again = operator.post_json(
+        "/v1/erasures",
+        &json!({"subjects": [SUBJECT], "request_id": "crash-1"}),
+    );
+    assert_eq!(again.json()["id"], id.as_str());
+    assert_eq!(again.json()["status"], "done");
+
+    assert!(files_containing(&silt.warehouse(), SUBJECT.as_bytes()).is_empty());
+    assert!(!server.log().contains(SUBJECT), "server log holds the subject");
+    assert_eq!(peer_ids(&silt, "events", "id,email"), events_kept);
+    assert_eq!(peer_ids(&silt, "accounts", "id,email,name"), accounts_kept);
+}
+
+#[test]
+fn cli_erases_embedded_and_through_a_server() {
+    let silt = Silt::new();
+    silt.ok(&[
+        "sql",
+        "CREATE TABLE people (id BIGINT NOT NULL, email VARCHAR) \
+         TBLPROPERTIES ('silt.erasure.subject_columns' = 'email')",
+    ]);
+    silt.ok(&[
+        "sql",
+        &format!("INSERT INTO people VALUES (1, '{SUBJECT}'), (2, 'b@example.com')"),
+    ]);
+    silt.ok(&["sql", "INSERT INTO people VALUES (3, 'c@example.com')"]);
+    let out = silt.ok(&["erase", "--subject", SUBJECT, "--purge"]);
+    let doc: Value = serde_json::from_str(&out).expect("erase prints JSON");
+    assert_eq!(doc["status"], "done", "{doc:#}");
+    assert!(!out.contains(SUBJECT));
+    assert_eq!(silt.count("people", None), 2);
+    assert!(files_containing(&silt.warehouse(), SUBJECT.as_bytes()).is_empty());
+
+    // Through a server, with --wait.
+    silt.ok(&["sql", "INSERT INTO people VALUES (4, 'd@example.com')"]);
+    let server = Server::start(&silt);
+    let out = silt.ok(&[
+        "erase",
+        "--server",
+        &server.http_url(),
+        "--subject",
+        "d@example.com",
+        "--purge",
+        "--wait",
+    ]);
+    let doc: Value = serde_json::from_str(&out).expect("erase prints JSON");
+    assert_eq!(doc["status"], "done", "{doc:#}");
+    assert_eq!(doc["certificate"]["tables"][0]["rows_deleted"], 1);
+    assert_eq!(silt.count("people", None), 2);
+}
