@@ -289,16 +289,7 @@ impl Table {
         mode: WriteMode,
         options: CommitOptions,
     ) -> Result<u64> {
-        let now = Utc::now().timestamp_millis();
-        let txns = options
-            .transactions
-            .iter()
-            .map(|t| Transaction {
-                app_id: t.producer.clone(),
-                version: t.sequence,
-                last_updated: Some(now),
-            })
-            .collect();
+        let txns = txn_actions(&options.transactions);
         let props = CommitProperties::default()
             .with_application_transactions(txns)
             .with_metadata(options.metadata)
@@ -328,15 +319,7 @@ impl Table {
     /// whose rows were all rejected (dead-lettered) still records that its
     /// sequences were handled, so their retries are duplicates.
     pub async fn commit_transactions(&mut self, transactions: &[ProducerTxn]) -> Result<u64> {
-        let now = Utc::now().timestamp_millis();
-        let txns = transactions
-            .iter()
-            .map(|t| Transaction {
-                app_id: t.producer.clone(),
-                version: t.sequence,
-                last_updated: Some(now),
-            })
-            .collect();
+        let txns = txn_actions(transactions);
         let operation = deltalake::protocol::DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: None,
@@ -395,4 +378,17 @@ impl Table {
             .map_err(|source| TableError::delta(&self.name, source))?;
         Ok(self.version())
     }
+}
+
+/// The Delta `txn` actions recording each producer's sequence, stamped now.
+fn txn_actions(transactions: &[ProducerTxn]) -> Vec<Transaction> {
+    let now = Utc::now().timestamp_millis();
+    transactions
+        .iter()
+        .map(|t| Transaction {
+            app_id: t.producer.clone(),
+            version: t.sequence,
+            last_updated: Some(now),
+        })
+        .collect()
 }

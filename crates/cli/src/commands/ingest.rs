@@ -64,14 +64,22 @@ pub(super) async fn run(
     Ok(())
 }
 
-fn decode_file(path: &Path, forced: Option<Format>) -> Result<Decoded, Failure> {
-    let name = path.display().to_string();
-    let format = forced.or_else(|| Format::from_path(path)).ok_or_else(|| {
+/// `forced`, else the format the file's extension names.
+pub(super) fn file_format(path: &Path, forced: Option<Format>) -> Result<Format, Failure> {
+    forced.or_else(|| Format::from_path(path)).ok_or_else(|| {
         Failure::new(
             ErrorKind::InvalidInput,
-            format!("{name}: cannot tell the format from the extension; pass --format"),
+            format!(
+                "{}: cannot tell the format from the extension; pass --format",
+                path.display()
+            ),
         )
-    })?;
+    })
+}
+
+fn decode_file(path: &Path, forced: Option<Format>) -> Result<Decoded, Failure> {
+    let name = path.display().to_string();
+    let format = file_format(path, forced)?;
     let file = File::open(path).map_err(|source| IngestError::Io {
         source_name: name.clone(),
         source,

@@ -44,12 +44,7 @@ pub(super) async fn run(
     let (mut rows, mut rejected, mut duplicates, mut version) = (0u64, 0u64, 0usize, None);
     for (index, path) in files.iter().enumerate() {
         let name = path.display().to_string();
-        let format = forced.or_else(|| Format::from_path(path)).ok_or_else(|| {
-            Failure::new(
-                ErrorKind::InvalidInput,
-                format!("{name}: cannot tell the format from the extension; pass --format"),
-            )
-        })?;
+        let format = super::ingest::file_format(path, forced)?;
         let body = std::fs::read(path)
             .map_err(|e| Failure::new(ErrorKind::NotFound, format!("cannot read {name}: {e}")))?;
         let sequence = index as u64 + 1;
