@@ -61,6 +61,15 @@ pub struct TableReport {
     pub delete_version: Option<u64>,
     /// Rows removed.
     pub rows_deleted: u64,
+    /// Data files in the version the delete started from.
+    #[serde(default)]
+    pub files_live: u64,
+    /// Files skipped on column statistics or bloom filters, unread.
+    #[serde(default)]
+    pub files_pruned: u64,
+    /// Files whose subject columns were read to find matching rows.
+    #[serde(default)]
+    pub files_read: u64,
     /// Data files rewritten (removed by the delete).
     pub files_rewritten: u64,
     /// Data files the delete wrote in their place.

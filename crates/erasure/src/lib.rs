@@ -36,6 +36,7 @@ mod error;
 mod ledger;
 mod matcher;
 mod purge;
+mod rewrite;
 mod secrets;
 mod service;
 mod verify;

@@ -35,6 +35,13 @@ impl Subjects {
         Self { values, finder }
     }
 
+    /// The subjects, sorted (for range checks against column statistics).
+    pub(crate) fn sorted(&self) -> Vec<&str> {
+        let mut sorted: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted
+    }
+
     /// Whether `text` is one of the subjects.
     pub(crate) fn equals(&self, text: &str) -> bool {
         self.values.contains(text)
@@ -119,22 +126,27 @@ impl ScalarUDFImpl for SubjectMatch {
 
 impl SubjectMatch {
     fn evaluate(&self, input: &ArrayRef) -> DfResult<BooleanArray> {
-        // Subject columns may be numbers or dates: compare their text form.
-        let text = match input.data_type() {
-            DataType::Utf8 => input.clone(),
-            _ => arrow::compute::cast(input, &DataType::Utf8)?,
-        };
-        let strings = text.as_string::<i32>();
-        let hit = |value: &str| match self.mode {
-            MatchMode::Equals => self.subjects.equals(value),
-            MatchMode::Contains => self.subjects.contained_in(value.as_bytes()),
-        };
-        // Nulls never match, so the result has no nulls (a null would make
-        // deltalake keep or drop the row by its own rules).
-        Ok((0..strings.len())
-            .map(|i| Some(!strings.is_null(i) && hit(strings.value(i))))
-            .collect())
+        match_array(&self.subjects, self.mode, input)
     }
+}
+
+/// Which cells of `input` match the subjects, per `mode`. Nulls never match,
+/// so the result has no nulls (a null would make deltalake keep or drop the
+/// row by its own rules).
+pub(crate) fn match_array(subjects: &Subjects, mode: MatchMode, input: &ArrayRef) -> DfResult<BooleanArray> {
+    // Subject columns may be numbers or dates: compare their text form.
+    let text = match input.data_type() {
+        DataType::Utf8 => input.clone(),
+        _ => arrow::compute::cast(input, &DataType::Utf8)?,
+    };
+    let strings = text.as_string::<i32>();
+    let hit = |value: &str| match mode {
+        MatchMode::Equals => subjects.equals(value),
+        MatchMode::Contains => subjects.contained_in(value.as_bytes()),
+    };
+    Ok((0..strings.len())
+        .map(|i| Some(!strings.is_null(i) && hit(strings.value(i))))
+        .collect())
 }
 
 /// `silt_erasure_match(c1) OR silt_erasure_match(c2) …` over `columns`.

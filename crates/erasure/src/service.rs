@@ -3,7 +3,7 @@
 //! about them. One worker per process takes open requests oldest first; a
 //! restarted process resumes what the ledger shows open.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,11 +18,12 @@ use crate::error::{ErasureError, Result};
 use crate::ledger::{ErasureRecord, LEDGER_TABLE, Ledger, Status};
 use crate::matcher::{MatchMode, Subjects, predicate};
 use crate::purge::{commit_properties, purge};
+use crate::rewrite::{Unsupported, erase_rows};
 use crate::secrets::Secrets;
 use crate::verify::scan_store;
 
 /// The table property listing a table's subject columns (comma-separated).
-pub const SUBJECT_COLUMNS_PROPERTY: &str = "silt.erasure.subject_columns";
+pub use silt_table::SUBJECT_COLUMNS_PROPERTY;
 /// The dead-letter table, whose `raw` text is searched for subjects.
 pub const DEAD_LETTER_TABLE: &str = "_silt_dead_letters";
 /// Table property set by a purge: the erasure request that removed the
@@ -564,6 +565,37 @@ impl Erasure {
             .filter(|c| schema.field_with_name(c).is_ok())
             .cloned()
             .collect();
+        if mode == MatchMode::Equals {
+            let metadata = vec![
+                ("silt.erasure.id".to_string(), serde_json::json!(record.id)),
+                (
+                    "silt.erasure.subjects".to_string(),
+                    serde_json::json!(record.subject_hashes.len()),
+                ),
+            ];
+            match erase_rows(&table, &present, subjects, metadata).await? {
+                Ok(done) => {
+                    report.delete_version = done.version;
+                    report.version_after = done.version.unwrap_or(version_before);
+                    report.rows_deleted = done.rows_deleted;
+                    report.files_live = done.files_live;
+                    report.files_pruned = done.files_pruned;
+                    report.files_read = done.files_read;
+                    report.files_rewritten = done.files_rewritten;
+                    report.files_added = done.files_added;
+                    report.timings_ms.delete_ms = clock.elapsed().as_millis() as u64;
+                    tracing::info!(erasure = %record.id, table = name, rows = report.rows_deleted,
+                        files_live = done.files_live, files_pruned = done.files_pruned,
+                        files_read = done.files_read, files_rewritten = done.files_rewritten,
+                        "erasure delete committed");
+                    return Ok(report);
+                }
+                Err(Unsupported(reason)) => {
+                    tracing::info!(erasure = %record.id, table = name, %reason,
+                        "erasure falls back to deltalake DELETE (no file pruning)");
+                }
+            }
+        }
         let Some(expr) = predicate(subjects, &present, mode) else {
             return Ok(report);
         };
@@ -588,6 +620,9 @@ impl Erasure {
         report.rows_deleted = metrics.num_deleted_rows.unwrap_or(0) as u64;
         report.files_rewritten = metrics.num_removed_files as u64;
         report.files_added = metrics.num_added_files as u64;
+        // deltalake's DELETE reads every file it cannot prune by partition.
+        report.files_live = table.file_stats()?.0;
+        report.files_read = report.files_live;
         report.timings_ms = Timings {
             delete_ms: clock.elapsed().as_millis() as u64,
             ..Timings::default()
@@ -621,7 +656,17 @@ async fn committed_delete(table: &Table, id: &str) -> Option<(u64, serde_json::M
             };
             let info = &action["commitInfo"];
             if info["silt.erasure.id"].as_str() == Some(id) && info["operation"].as_str() == Some("DELETE") {
-                let metrics = info["operationMetrics"].as_object().cloned().unwrap_or_default();
+                let mut metrics = info["operationMetrics"].as_object().cloned().unwrap_or_default();
+                // silt's own rewrite records its counts as commit metadata.
+                for (ours, theirs) in [
+                    ("silt.erasure.rows_deleted", "num_deleted_rows"),
+                    ("silt.erasure.files_removed", "num_removed_files"),
+                    ("silt.erasure.files_added", "num_added_files"),
+                ] {
+                    if let Some(value) = info.get(ours) {
+                        metrics.insert(theirs.to_string(), value.clone());
+                    }
+                }
                 return Some((version, metrics));
             }
         }
@@ -631,17 +676,7 @@ async fn committed_delete(table: &Table, id: &str) -> Option<(u64, serde_json::M
 
 /// A table's subject columns, from its property.
 pub fn subject_columns(table: &Table) -> Vec<String> {
-    let properties = table.properties().unwrap_or_default();
-    let mut seen = HashSet::new();
-    properties
-        .get(SUBJECT_COLUMNS_PROPERTY)
-        .map(|v| {
-            v.split(',')
-                .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty() && seen.insert(c.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+    silt_table::subject_columns(&table.properties().unwrap_or_default())
 }
 
 /// Without a purge, only the latest version's files must be clean.

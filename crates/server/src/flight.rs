@@ -42,6 +42,7 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::{Auth, Role};
 use crate::error::ApiError;
+use crate::statement_log::StatementLog;
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -313,18 +314,29 @@ impl FlightSqlService for SiltFlight {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let access = silt_sql::required_access(&query.query).map_err(sql_status)?;
-        if access != Access::Read {
-            return Err(invalid(
-                "this statement changes data: run it with executeUpdate (DoPut CommandStatementUpdate)",
-            ));
+        // Only a failure is logged here: a query that plans is logged once,
+        // when DoGet runs its ticket.
+        let log = StatementLog::start("flight", "statement_query", &query.query);
+        let mut required_role = None;
+        let result = async {
+            let access = silt_sql::required_access(&query.query).map_err(sql_status)?;
+            required_role = Some(role_for(access));
+            if access != Access::Read {
+                return Err(invalid(
+                    "this statement changes data: run it with executeUpdate (DoPut CommandStatementUpdate)",
+                ));
+            }
+            self.authorize(&request, Role::Reader)?;
+            self.engine.prepare(&query.query).await.map_err(sql_status)
         }
-        self.authorize(&request, Role::Reader)?;
-        let prepared = self.engine.prepare(&query.query).await.map_err(sql_status)?;
+        .await;
+        if result.is_err() {
+            log.finish_flight(required_role, &result);
+        }
         let ticket = TicketStatementQuery {
             statement_handle: query.query.clone().into_bytes().into(),
         };
-        Self::flight_info(&prepared.schema, ticket.as_any(), request.into_inner())
+        Self::flight_info(&result?.schema, ticket.as_any(), request.into_inner())
     }
 
     async fn do_put_prepared_statement_update(
@@ -333,9 +345,17 @@ impl FlightSqlService for SiltFlight {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let statement = self.prepared(&query.prepared_statement_handle)?;
-        let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
-        self.authorize(&request, role_for(access))?;
-        self.execute_update(&statement.sql).await
+        let log = StatementLog::start("flight", "prepared_update", &statement.sql);
+        let mut required_role = None;
+        let result = async {
+            let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
+            required_role = Some(role_for(access));
+            self.authorize(&request, role_for(access))?;
+            self.execute_update(&statement.sql).await
+        }
+        .await;
+        log.finish_flight(required_role, &result);
+        result
     }
 
     async fn do_get_statement(
@@ -343,13 +363,22 @@ impl FlightSqlService for SiltFlight {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request, Role::Reader)?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| invalid("ticket is not UTF-8 SQL"))?;
-        if silt_sql::required_access(&sql).map_err(sql_status)? != Access::Read {
-            return Err(invalid("a statement ticket may only hold a query"));
+        let log = StatementLog::start("flight", "statement_query", &sql);
+        let mut required_role = None;
+        let result = async {
+            self.authorize(&request, Role::Reader)?;
+            let access = silt_sql::required_access(&sql).map_err(sql_status)?;
+            required_role = Some(role_for(access));
+            if access != Access::Read {
+                return Err(invalid("a statement ticket may only hold a query"));
+            }
+            self.stream_query(&sql, Vec::new()).await
         }
-        self.stream_query(&sql, Vec::new()).await
+        .await;
+        log.finish_flight(required_role, &result);
+        result
     }
 
     async fn do_put_statement_update(
@@ -357,9 +386,17 @@ impl FlightSqlService for SiltFlight {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let access = silt_sql::required_access(&command.query).map_err(sql_status)?;
-        self.authorize(&request, role_for(access))?;
-        self.execute_update(&command.query).await
+        let log = StatementLog::start("flight", "statement_update", &command.query);
+        let mut required_role = None;
+        let result = async {
+            let access = silt_sql::required_access(&command.query).map_err(sql_status)?;
+            required_role = Some(role_for(access));
+            self.authorize(&request, role_for(access))?;
+            self.execute_update(&command.query).await
+        }
+        .await;
+        log.finish_flight(required_role, &result);
+        result
     }
 
     async fn do_action_create_prepared_statement(
@@ -367,8 +404,19 @@ impl FlightSqlService for SiltFlight {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        self.authorize(&request, Role::Reader)?;
-        let prepared = self.engine.prepare(&query.query).await.map_err(sql_status)?;
+        // Only a failure is logged here: the statement is logged each time
+        // it runs (DoGet or DoPut with its handle).
+        let log = StatementLog::start("flight", "prepared_statement", &query.query);
+        let result = async {
+            self.authorize(&request, Role::Reader)?;
+            self.engine.prepare(&query.query).await.map_err(sql_status)
+        }
+        .await;
+        if result.is_err() {
+            let required_role = silt_sql::required_access(&query.query).ok().map(role_for);
+            log.finish_flight(required_role, &result);
+        }
+        let prepared = result?;
         let handle = uuid::Uuid::new_v4().to_string();
         self.prepared
             .lock()
@@ -450,9 +498,17 @@ impl FlightSqlService for SiltFlight {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let statement = self.prepared(&query.prepared_statement_handle)?;
-        let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
-        self.authorize(&request, role_for(access))?;
-        self.stream_query(&statement.sql, statement.params).await
+        let log = StatementLog::start("flight", "prepared_query", &statement.sql);
+        let mut required_role = None;
+        let result = async {
+            let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
+            required_role = Some(role_for(access));
+            self.authorize(&request, role_for(access))?;
+            self.stream_query(&statement.sql, statement.params).await
+        }
+        .await;
+        log.finish_flight(required_role, &result);
+        result
     }
 
     async fn do_action_close_prepared_statement(

@@ -31,6 +31,7 @@ pub mod flight;
 pub mod http;
 pub mod metrics;
 mod sql_encode;
+mod statement_log;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

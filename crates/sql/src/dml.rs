@@ -519,6 +519,7 @@ pub(crate) async fn update(
         .clone()
         .update()
         .with_session_state(Arc::new(state))
+        .with_writer_properties(table.writer_properties()?)
         .with_commit_properties(commit_properties());
     if let Some(predicate) = predicate {
         // deltalake resolves against the unqualified table schema.
@@ -595,6 +596,7 @@ pub(crate) async fn delete(
         .clone()
         .delete()
         .with_session_state(Arc::new(state.clone()))
+        .with_writer_properties(table.writer_properties()?)
         .with_commit_properties(commit_properties());
     if let Some(predicate) = predicate {
         builder = builder.with_predicate(unnormalize_col(predicate));

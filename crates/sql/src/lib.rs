@@ -39,6 +39,7 @@ mod error;
 mod history;
 mod maintenance;
 mod merge;
+mod redact;
 mod statement;
 mod time_travel;
 
@@ -48,4 +49,5 @@ pub use ddl::{parse_data_type, sql_type_name};
 pub use encode::{OutputFormat, encode, json_document};
 pub use engine::{CATALOG, Engine, Prepared, SCHEMA, StatementOutput, StatementStream};
 pub use error::{Result, SqlError};
+pub use redact::{UNTOKENIZABLE, redact_literals};
 pub use statement::split_statements;

@@ -275,6 +275,7 @@ async fn optimize(table: Table, filters: &[PartitionFilter], zorder: &[String]) 
         .optimize()
         .with_filters(&literals)
         .with_type(optimize_type)
+        .with_writer_properties(table.writer_properties()?)
         .with_commit_properties(commit_properties())
         .await
         .map_err(|source| delta_error(&name, source))?;

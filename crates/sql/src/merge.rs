@@ -463,6 +463,7 @@ pub(crate) async fn merge(
         .with_source_alias(&source_alias)
         .with_target_alias(&target_alias)
         .with_session_state(Arc::new(state.clone()))
+        .with_writer_properties(table.writer_properties()?)
         .with_commit_properties(commit_properties());
     for clause in clauses {
         builder = match clause {

@@ -30,6 +30,7 @@ mod name;
 mod table;
 pub mod types;
 mod warehouse;
+mod writer_props;
 
 pub use error::{Result, TableError};
 pub use kind::ErrorKind;
@@ -37,5 +38,6 @@ pub use log::CommitEntry;
 pub use name::validate_table_name;
 pub use table::{CommitOptions, ProducerTxn, Table, WriteMode};
 pub use warehouse::{TableSpec, Warehouse};
+pub use writer_props::{SUBJECT_BLOOM_FPP, SUBJECT_COLUMNS_PROPERTY, subject_columns, writer_properties};
 
 pub use deltalake;

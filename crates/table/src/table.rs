@@ -101,6 +101,12 @@ impl Table {
         Ok(self.state()?.metadata().configuration().clone())
     }
 
+    /// Parquet writer properties for files written into this table: bloom
+    /// filters on its subject columns (see [`crate::writer_properties`]).
+    pub fn writer_properties(&self) -> Result<parquet::file::properties::WriterProperties> {
+        Ok(crate::writer_properties(&self.properties()?))
+    }
+
     /// Number of live data files and their total size in bytes.
     pub fn file_stats(&self) -> Result<(u64, u64)> {
         let state = self.state()?;
@@ -304,6 +310,7 @@ impl Table {
             .clone()
             .write(batches)
             .with_save_mode(save_mode)
+            .with_writer_properties(self.writer_properties()?)
             .with_commit_properties(props);
         if options.merge_schema {
             builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);

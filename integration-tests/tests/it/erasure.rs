@@ -122,8 +122,9 @@ print(json.dumps({"valid": good, "subject_hash": hmac.new(secret, subject.encode
     )
 }
 
-/// Polls `GET /v1/erasures/{id}` until it is done or failed.
-fn wait_finished(http: &Http, id: &str, within: Duration) -> Value {
+/// Polls `GET /v1/erasures/{id}` until it is done or failed; on timeout
+/// the panic shows the server's log.
+fn wait_finished(server: &Server, http: &Http, id: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let reply = http.get(&format!("/v1/erasures/{id}"));
@@ -132,7 +133,11 @@ fn wait_finished(http: &Http, id: &str, within: Duration) -> Value {
         if matches!(doc["status"].as_str(), Some("done") | Some("failed")) {
             return doc;
         }
-        assert!(Instant::now() < deadline, "erasure {id} not finished: {doc}");
+        assert!(
+            Instant::now() < deadline,
+            "erasure {id} not finished: {doc}\nserver log:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -249,7 +254,7 @@ fn erasure_with_purge_leaves_no_trace_and_signs_a_certificate() {
     assert_eq!(again.status, 202, "{}", again.body);
     assert_eq!(again.json()["id"], id.as_str());
 
-    let status = wait_finished(&operator, &id, Duration::from_secs(120));
+    let status = wait_finished(&server, &operator, &id, Duration::from_secs(120));
     eprintln!("erasure finished in {:?}", started.elapsed());
     assert_eq!(status["status"], "done", "{status:#}");
     let certificate = &status["certificate"];
@@ -376,7 +381,7 @@ fn kill9_mid_erasure_resumes_after_restart_and_completes_once() {
     server.kill9();
     server.restart();
 
-    let status = wait_finished(&operator, &id, Duration::from_secs(180));
+    let status = wait_finished(&server, &operator, &id, Duration::from_secs(180));
     assert_eq!(status["status"], "done", "{status:#}");
     let certificate = &status["certificate"];
     let rows: Vec<(String, u64)> = certificate["tables"]

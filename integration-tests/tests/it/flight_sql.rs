@@ -1,6 +1,7 @@
 //! Flight SQL on the Flight port, driven by ADBC (`adbc-driver-flightsql`):
 //! a query, a prepared statement with two parameter values, catalog
-//! metadata and executeUpdate, with bearer-token auth.
+//! metadata and executeUpdate, with bearer-token auth; each statement logged
+//! once with its literals redacted.
 
 use std::process::{Command, Stdio};
 
@@ -48,6 +49,30 @@ fn adbc_runs_a_query_a_prepared_statement_metadata_and_an_update() {
     assert_eq!(doc["update_count"], json!(1));
     assert_eq!(doc["count_after"], json!(4));
     assert_eq!(silt.count("t", None), 4);
+
+    // Each statement run is logged once, its literals redacted.
+    let log = server.log();
+    let flight_lines = |statement: &str| {
+        log.lines()
+            .filter(|l| l.contains("protocol=\"flight\"") && l.contains(statement))
+            .count()
+    };
+    assert_eq!(
+        flight_lines("command=\"statement_update\" statement=\"INSERT INTO t VALUES (?, ?)\""),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        flight_lines("command=\"prepared_query\" statement=\"SELECT count(*) AS n FROM t WHERE id > $1\""),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        flight_lines("statement=\"SELECT id, name FROM t ORDER BY id\""),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("'z'"), "server log holds a literal:\n{log}");
 
     // Without a token the server answers Unauthenticated and nothing runs.
     let (ok, _, stderr) = adbc(&server.flight_uri(), None);

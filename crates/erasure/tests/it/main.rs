@@ -190,6 +190,149 @@ async fn erases_a_partition_named_after_the_subject() {
     assert!(dir.path().join(silt_erasure::KEY_FILE).exists());
 }
 
+/// Writes `files` commits into a new table with subject column `email`,
+/// file `i` holding the emails `emails(i)`.
+async fn table_of_files(
+    warehouse: &Warehouse,
+    name: &str,
+    files: i64,
+    emails: impl Fn(i64) -> Vec<String>,
+) -> silt_table::Table {
+    let mut properties = HashMap::new();
+    properties.insert("silt.erasure.subject_columns".to_string(), "email".to_string());
+    let mut table = warehouse
+        .create_table(
+            name,
+            TableSpec {
+                schema: schema(),
+                partition_columns: vec![],
+                properties,
+                if_not_exists: false,
+            },
+        )
+        .await
+        .expect("create");
+    for file in 0..files {
+        let emails = emails(file);
+        let ids: Vec<i64> = (0..emails.len() as i64).map(|k| file * 1_000 + k).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        table
+            .write(
+                vec![batch(&ids, &refs)],
+                WriteMode::Append,
+                CommitOptions::default(),
+            )
+            .await
+            .expect("write");
+    }
+    table
+}
+
+/// Files silt writes carry a bloom filter on each subject column (and on no
+/// other), and the erasure reads only the files whose statistics and bloom
+/// filters allow the subject: here the one file that holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn erasure_reads_only_files_that_may_hold_the_subject() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
+    // Statistics prune: file i holds only emails starting "r{i}-".
+    table_of_files(&warehouse, "ranged", 10, |i| {
+        (0..200).map(|k| format!("r{i}-{k:04}@example.com")).collect()
+    })
+    .await;
+    // Statistics cannot prune (every file spans "a…" to "z…"); bloom filters do.
+    table_of_files(&warehouse, "mixed", 10, |i| {
+        let mut emails: Vec<String> = (0..200).map(|k| format!("m{k:04}-{i}@example.com")).collect();
+        emails.push(format!("aaa-{i}@example.com"));
+        emails.push(format!("zzz-{i}@example.com"));
+        if i == 4 {
+            emails.push("mid-subject@example.com".to_string());
+        }
+        emails
+    })
+    .await;
+
+    // Every data file has a bloom filter on email and none on note.
+    let mut data_files = 0;
+    for entry in std::fs::read_dir(dir.path().join("mixed"))
+        .expect("dir")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            data_files += 1;
+            let reader =
+                SerializedFileReader::new(std::fs::File::open(&path).expect("open")).expect("parquet");
+            let group = reader.metadata().row_group(0);
+            let column = |name: &str| {
+                (0..group.num_columns())
+                    .find(|c| group.column(*c).column_path().string() == name)
+                    .map(|c| group.column(c).bloom_filter_offset())
+                    .expect("column")
+            };
+            assert!(column("email").is_some(), "{path:?} has no bloom filter on email");
+            assert!(column("note").is_none(), "{path:?} has a bloom filter on note");
+        }
+    }
+    assert_eq!(data_files, 10);
+
+    let erasure = Erasure::open(warehouse.clone(), ErasureConfig::default()).expect("open");
+    let filed = erasure
+        .submit(NewRequest {
+            subjects: vec!["r3-0005@example.com".into(), "mid-subject@example.com".into()],
+            purge: Some(false),
+            ..NewRequest::default()
+        })
+        .await
+        .expect("submit");
+    erasure.run_pending().await.expect("run");
+    let view = erasure.get(&filed.id).await.expect("get");
+    assert_eq!(view.status, Status::Done, "{:?}", view.error);
+    let certificate = view.certificate.expect("certificate");
+    for (name, rows) in [("ranged", 200 * 10 - 1), ("mixed", 202 * 10)] {
+        let report = certificate["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|t| t["table"] == name)
+            .expect("table in certificate");
+        assert_eq!(report["rows_deleted"], 1, "{report:#}");
+        assert_eq!(report["files_live"], 10, "{report:#}");
+        // Bloom filters have false positives (1%, two subjects probed per
+        // file here): a file read for nothing is allowed, not a full scan.
+        let (pruned, read) = (report["files_pruned"].as_u64(), report["files_read"].as_u64());
+        assert!(
+            pruned >= Some(8) && pruned.zip(read).map(|(p, r)| p + r) == Some(10),
+            "{report:#}"
+        );
+        if name == "ranged" {
+            assert_eq!(read, Some(1), "{report:#}");
+        }
+        assert_eq!(report["files_rewritten"], 1, "{report:#}");
+        assert_eq!(report["files_added"], 1, "{report:#}");
+        let table = warehouse.table(name).await.expect("table");
+        let (files, _) = table.file_stats().expect("stats");
+        assert_eq!(files, 10);
+        let rows_now: i64 = {
+            let snapshot = table.delta().snapshot().expect("snapshot");
+            snapshot
+                .log_data()
+                .iter()
+                .map(|f| f.num_records().unwrap_or(0) as i64)
+                .sum()
+        };
+        assert_eq!(rows_now, rows, "{name}");
+        // The delete commit names the erasure, not a predicate or a value.
+        let version = report["delete_version"].as_u64().expect("delete version");
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}/_delta_log/{version:020}.json")))
+            .expect("commit");
+        assert!(log.contains(&filed.id), "{log}");
+        assert!(log.contains("\"DELETE\""), "{log}");
+        assert!(!log.contains("r3-0005") && !log.contains("mid-subject"), "{log}");
+    }
+}
+
 /// Cost of a batch: 1 subject versus 10,000 in one request, on the same
 /// table (`cargo test --release -p silt-erasure --test it -- --ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread")]

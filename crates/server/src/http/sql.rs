@@ -18,6 +18,7 @@ use super::{AppState, parse_json, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::sql_encode::{Encoder, ResultFormat};
+use crate::statement_log::StatementLog;
 
 /// `POST /v1/sql` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -94,12 +95,30 @@ pub async fn sql(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, 16 * 1024 * 1024).await?;
     let request: SqlRequest = parse_json(&bytes)?;
-    let role = match silt_sql::required_access(&request.sql)? {
-        Access::Read => Role::Reader,
-        Access::Write => Role::Writer,
-        Access::Admin => Role::Operator,
+    let log = StatementLog::start("http", "sql", &request.sql);
+    let role = silt_sql::required_access(&request.sql)
+        .map(|access| match access {
+            Access::Read => Role::Reader,
+            Access::Write => Role::Writer,
+            Access::Admin => Role::Operator,
+        })
+        .map_err(ApiError::from);
+    let result = match role.clone() {
+        Ok(role) => run(&state, &headers, request, role).await,
+        Err(error) => Err(error),
     };
-    state.authorize(&headers, role)?;
+    log.finish_http(role.ok(), &result);
+    result
+}
+
+/// Runs the statement of `request` for a caller who needs `role`.
+async fn run(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: SqlRequest,
+    role: Role,
+) -> Result<Response, ApiError> {
+    state.authorize(headers, role)?;
     let format = ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
     let params = request
         .params
@@ -117,7 +136,6 @@ pub async fn sql(
         .max_rows
         .map_or(state.sql.max_rows, |m| m.min(state.sql.max_rows));
     let deadline = Instant::now() + limit;
-    let started = std::time::Instant::now();
 
     // Planning and the first batch run on their own task: DataFusion may
     // spend one long poll planning (e.g. materialising range(…)), which a
@@ -147,8 +165,6 @@ pub async fn sql(
         }
         Ok(Ok(result)) => result?,
     };
-    tracing::info!(access = ?role, ms = started.elapsed().as_millis() as u64, "sql statement started streaming");
-
     let mut encoder = Encoder::new(format, schema, max_rows);
     let head = encoder.start().map_err(ApiError::from)?;
     let first_chunk = match first {

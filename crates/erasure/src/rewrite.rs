@@ -1,0 +1,390 @@
+//! The batched delete on subject columns, done by silt rather than by
+//! deltalake's DELETE, for three reasons:
+//!
+//! - **Pruning.** deltalake cannot prune files with a function predicate, so
+//!   its DELETE reads every file. Here a file is skipped when its column
+//!   statistics put every subject out of range, or when the bloom filter of
+//!   each row group (written on subject columns, see
+//!   [`silt_table::writer_properties`]) says no subject is there. Only the
+//!   remaining files are read, and only those with a matching row rewritten.
+//! - **A value-free log.** The commit is a Delta `DELETE` with no predicate;
+//!   its `commitInfo` carries the erasure id and counts only.
+//! - **One pass for any number of subjects.** Statistics are checked with a
+//!   binary search over the sorted subjects, bloom filters with one probe per
+//!   subject, rows with one hash lookup per cell.
+//!
+//! Tables this cannot write (column mapping, deletion vectors) are left to
+//! the deltalake DELETE of the caller.
+
+// `ParquetObjectReader` is deprecated in parquet 59.3 in favour of a
+// hand-written `AsyncFileReader`; it still reads ranges from the table's
+// object store, which is all that pruning needs (footer and bloom filters,
+// never whole files).
+#![allow(deprecated)]
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::compute::{filter_record_batch, kernels::boolean};
+use arrow::datatypes::DataType;
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::error::ArrowError;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::protocol::DeltaOperation;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use futures::TryStreamExt;
+use indexmap::IndexMap;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use serde_json::Value;
+use silt_table::Table;
+
+use crate::error::{ErasureError, Result};
+use crate::matcher::{MatchMode, Subjects, match_array};
+
+/// Delta truncates string statistics (Spark to 32 characters); a maximum
+/// that long may be a cut prefix and is no upper bound.
+const MAX_STAT_CHARS: usize = 32;
+
+/// What the rewrite did to one table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rewritten {
+    /// The commit, if any row matched.
+    pub(crate) version: Option<u64>,
+    /// Rows removed.
+    pub(crate) rows_deleted: u64,
+    /// Data files of the version the delete started from.
+    pub(crate) files_live: u64,
+    /// Files skipped on statistics or bloom filters, without reading data.
+    pub(crate) files_pruned: u64,
+    /// Files whose subject columns were read.
+    pub(crate) files_read: u64,
+    /// Files removed (rewritten without the subjects' rows, or dropped).
+    pub(crate) files_rewritten: u64,
+    /// Files written in their place.
+    pub(crate) files_added: u64,
+}
+
+/// Why the rewrite cannot handle a table (the caller uses deltalake's DELETE).
+#[derive(Debug)]
+pub(crate) struct Unsupported(pub(crate) String);
+
+/// One subject column as the rewrite sees it.
+struct SubjectColumn {
+    name: String,
+    partition: bool,
+    /// String columns are pruned by statistics and bloom filters; other
+    /// types (compared by their text) only by reading.
+    string: bool,
+}
+
+/// Deletes every row whose subject column equals a subject, in one commit.
+pub(crate) async fn erase_rows(
+    table: &Table,
+    columns: &[String],
+    subjects: &Subjects,
+    metadata: Vec<(String, Value)>,
+) -> Result<std::result::Result<Rewritten, Unsupported>> {
+    let name = table.name();
+    let step = |e: &dyn std::fmt::Display| ErasureError::Step {
+        table: name.to_string(),
+        step: "delete",
+        reason: e.to_string(),
+    };
+    let mut writer = match RecordBatchWriter::for_table(table.delta()) {
+        Ok(writer) => writer.with_writer_properties(table.writer_properties()?),
+        Err(e) => return Ok(Err(Unsupported(e.to_string()))),
+    };
+    let schema = table.schema()?;
+    let partitions = table.partition_columns()?;
+    let file_schema = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| !partitions.contains(f.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    ));
+    let columns: Vec<SubjectColumn> = columns
+        .iter()
+        .filter_map(|c| {
+            let field = schema.field_with_name(c).ok()?;
+            Some(SubjectColumn {
+                name: c.clone(),
+                partition: partitions.contains(c),
+                string: matches!(
+                    field.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ),
+            })
+        })
+        .collect();
+    let snapshot = table.delta().snapshot().map_err(|e| step(&e))?;
+    let files: Vec<_> = snapshot.log_data().iter().collect();
+    if files.iter().any(|f| f.deletion_vector_descriptor().is_some()) {
+        return Ok(Err(Unsupported("the table has deletion vectors".into())));
+    }
+    let mut done = Rewritten {
+        files_live: files.len() as u64,
+        ..Rewritten::default()
+    };
+    if columns.is_empty() {
+        return Ok(Ok(done));
+    }
+    let sorted = subjects.sorted();
+    let store = table.delta().log_store().object_store(None);
+    let mut removes = Vec::new();
+    for file in &files {
+        let partition_values = file.partition_values_map();
+        // A subject partition column matches the whole file.
+        let whole_file = columns.iter().any(|c| {
+            c.partition
+                && partition_values
+                    .get(&c.name)
+                    .and_then(Option::as_deref)
+                    .is_some_and(|v| subjects.equals(v))
+        });
+        let data_columns: Vec<&SubjectColumn> = columns.iter().filter(|c| !c.partition).collect();
+        if !whole_file {
+            let stats: Value = file
+                .stats()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or(Value::Null);
+            if !data_columns.iter().any(|c| may_hold(&stats, c, &sorted)) {
+                done.files_pruned += 1;
+                continue;
+            }
+        }
+        let path = file.object_store_path();
+        let reader = ParquetObjectReader::new(store.clone(), path.clone())
+            .with_file_size(u64::try_from(file.size()).unwrap_or_default());
+        let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .map_err(|e| step(&e))?;
+        let mut doomed = 0u64;
+        if whole_file {
+            doomed = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        } else {
+            let row_groups = bloom_candidates(&mut builder, &data_columns, &sorted)
+                .await
+                .map_err(|e| step(&e))?;
+            if row_groups.is_empty() {
+                done.files_pruned += 1;
+                continue;
+            }
+            done.files_read += 1;
+            let indices = leaf_indices(&builder, &data_columns);
+            let mask = ProjectionMask::leaves(builder.parquet_schema(), indices);
+            let mut stream = builder
+                .with_row_groups(row_groups)
+                .with_projection(mask)
+                .build()
+                .map_err(|e| step(&e))?;
+            while let Some(batch) = stream.try_next().await.map_err(|e| step(&e))? {
+                doomed += matching(&batch, &data_columns, subjects)
+                    .map_err(|e| step(&e))?
+                    .true_count() as u64;
+            }
+            if doomed == 0 {
+                // A bloom filter's false positive.
+                continue;
+            }
+        }
+        done.rows_deleted += doomed;
+        done.files_rewritten += 1;
+        removes.push(file.remove_action(true));
+        if whole_file {
+            continue;
+        }
+        // Rewrite the file without the matching rows, under its partition.
+        let partition_scalars: IndexMap<String, _> = match file.partition_values() {
+            Some(values) => values
+                .fields()
+                .iter()
+                .map(|f| f.name().to_string())
+                .zip(values.values().iter().cloned())
+                .collect(),
+            None => IndexMap::new(),
+        };
+        if partition_scalars.len() != partitions.len() {
+            return Ok(Err(Unsupported("partition values not parsed".into())));
+        }
+        let reader = ParquetObjectReader::new(store.clone(), path)
+            .with_file_size(u64::try_from(file.size()).unwrap_or_default());
+        let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .and_then(|b| b.build())
+            .map_err(|e| step(&e))?;
+        while let Some(batch) = stream.try_next().await.map_err(|e| step(&e))? {
+            let keep = boolean::not(&matching(&batch, &data_columns, subjects).map_err(|e| step(&e))?)
+                .map_err(|e| step(&e))?;
+            let kept = filter_record_batch(&batch, &keep).map_err(|e| step(&e))?;
+            // The file's own Arrow types (Utf8View…) or an older schema
+            // (columns added since) are conformed to the table's.
+            let kept = conform(&kept, &file_schema)
+                .map_err(|_| step(&"cannot rewrite a data file into the table schema"))?;
+            if kept.num_rows() > 0 {
+                writer
+                    .write_partition(kept, &partition_scalars, WriteMode::Default)
+                    .await
+                    // Conforming to the table schema can quote a cell: no reason.
+                    .map_err(|_| step(&"cannot rewrite a data file into the table schema"))?;
+            }
+        }
+    }
+    if removes.is_empty() {
+        return Ok(Ok(done));
+    }
+    let adds = writer.flush().await.map_err(|e| step(&e))?;
+    done.files_added = adds.len() as u64;
+    let mut metadata = metadata;
+    metadata.extend([
+        (
+            "silt.erasure.rows_deleted".to_string(),
+            Value::from(done.rows_deleted),
+        ),
+        (
+            "silt.erasure.files_removed".to_string(),
+            Value::from(done.files_rewritten),
+        ),
+        (
+            "silt.erasure.files_added".to_string(),
+            Value::from(done.files_added),
+        ),
+    ]);
+    let actions: Vec<Action> = removes
+        .into_iter()
+        .map(Action::Remove)
+        .chain(adds.into_iter().map(Action::Add))
+        .collect();
+    let properties = deltalake::kernel::transaction::CommitProperties::default()
+        .with_metadata(metadata)
+        .with_cleanup_expired_logs(Some(false));
+    let committed = CommitBuilder::from(properties)
+        .with_actions(actions)
+        .build(
+            Some(snapshot),
+            table.delta().log_store(),
+            DeltaOperation::Delete { predicate: None },
+        )
+        .await
+        .map_err(|e| step(&e))?;
+    done.version = Some(committed.version() as u64);
+    Ok(Ok(done))
+}
+
+/// `batch` with exactly the columns of `schema`, cast to its types; a
+/// column the file predates is all nulls.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
+            Some(column) => arrow::compute::cast(column, field.data_type()),
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<std::result::Result<Vec<ArrayRef>, ArrowError>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+}
+
+/// Whether a file's statistics leave room for a subject in `column`.
+fn may_hold(stats: &Value, column: &SubjectColumn, sorted: &[&str]) -> bool {
+    if !column.string {
+        return true;
+    }
+    let name = column.name.as_str();
+    if let (Some(records), Some(nulls)) = (stats["numRecords"].as_u64(), stats["nullCount"][name].as_u64())
+        && records == nulls
+    {
+        return false;
+    }
+    let Some(min) = stats["minValues"][name].as_str() else {
+        return true;
+    };
+    let max = stats["maxValues"][name]
+        .as_str()
+        .filter(|m| m.chars().count() < MAX_STAT_CHARS);
+    // The first subject not below the minimum must not be above the maximum.
+    let first = sorted.partition_point(|s| *s < min);
+    match (sorted.get(first), max) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(s), Some(max)) => *s <= max,
+    }
+}
+
+/// Row groups whose bloom filter (on any subject column) may hold a subject;
+/// a row group without a filter always may.
+async fn bloom_candidates(
+    builder: &mut ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
+    columns: &[&SubjectColumn],
+    sorted: &[&str],
+) -> parquet::errors::Result<Vec<usize>> {
+    let indices = leaf_indices(builder, columns);
+    let strings: Vec<bool> = columns
+        .iter()
+        .filter(|c| leaf_index(builder, c).is_some())
+        .map(|c| c.string)
+        .collect();
+    let mut out = Vec::new();
+    for group in 0..builder.metadata().num_row_groups() {
+        let mut maybe = indices.is_empty();
+        for (index, string) in indices.iter().zip(&strings) {
+            if !string {
+                maybe = true;
+                break;
+            }
+            match builder.get_row_group_column_bloom_filter(group, *index).await? {
+                Some(filter) if !sorted.iter().any(|s| filter.check(*s)) => {}
+                _ => {
+                    maybe = true;
+                    break;
+                }
+            }
+        }
+        if maybe {
+            out.push(group);
+        }
+    }
+    Ok(out)
+}
+
+/// The Parquet leaf index of a top-level subject column, if the file has it.
+fn leaf_index(
+    builder: &ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
+    column: &SubjectColumn,
+) -> Option<usize> {
+    builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [column.name.as_str()])
+}
+
+fn leaf_indices(
+    builder: &ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
+    columns: &[&SubjectColumn],
+) -> Vec<usize> {
+    columns.iter().filter_map(|c| leaf_index(builder, c)).collect()
+}
+
+/// Rows of `batch` where any subject column equals a subject.
+fn matching(
+    batch: &RecordBatch,
+    columns: &[&SubjectColumn],
+    subjects: &Subjects,
+) -> datafusion::common::Result<BooleanArray> {
+    let mut hits = BooleanArray::from(vec![false; batch.num_rows()]);
+    for column in columns {
+        if let Some(array) = batch.column_by_name(&column.name) {
+            hits = boolean::or(&hits, &match_array(subjects, MatchMode::Equals, array)?)?;
+        }
+    }
+    Ok(hits)
+}
