@@ -358,6 +358,14 @@ impl Erasure {
 
         for (name, columns, mode) in &targets {
             let mut step = progress.tables.get(name).cloned().unwrap_or_default();
+            // Writers of this process wait while the table is erased: the
+            // purge's zero-retention VACUUM must not delete the data file of
+            // a write that has not committed yet, and the delete's rewrite
+            // then never loses a commit race to an append.
+            let _exclusive = match step.deleted && (step.purged || !record.purge) {
+                true => None,
+                false => Some(self.warehouse.table(name).await?.exclusive_write_gate().await),
+            };
             if !step.deleted {
                 step.report = self
                     .delete(&record, resumed, name, columns, *mode, &subjects)

@@ -530,6 +530,8 @@ pub(crate) async fn update(
             builder = builder.with_update(Column::new_unqualified(column), unnormalize_col(check.expr));
         }
     }
+    // Shared write gate: an erasure purge waits for this commit.
+    let _gate = table.write_gate().await;
     let (updated, metrics) = builder.await.map_err(|e| delta_error("UPDATE", &name, e))?;
     Ok(Change {
         version: updated.version().map_or(table.version(), |v| v),
@@ -601,6 +603,7 @@ pub(crate) async fn delete(
     if let Some(predicate) = predicate {
         builder = builder.with_predicate(unnormalize_col(predicate));
     }
+    let _gate = table.write_gate().await;
     let (deleted, metrics) = builder.await.map_err(|e| delta_error("DELETE", &name, e))?;
     let version = deleted.version().map_or(table.version(), |v| v);
     let rows = match metrics.num_deleted_rows {

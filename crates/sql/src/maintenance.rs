@@ -269,6 +269,7 @@ async fn optimize(table: Table, filters: &[PartitionFilter], zorder: &[String]) 
     } else {
         OptimizeType::ZOrder(zorder_columns)
     };
+    let _gate = table.write_gate().await;
     let (optimized, metrics) = table
         .delta()
         .clone()

@@ -507,6 +507,7 @@ pub(crate) async fn merge(
         }
         .map_err(failed)?;
     }
+    let _gate = table.write_gate().await;
     let (merged, metrics) = builder.await.map_err(failed)?;
     Ok(Change {
         version: merged.version().map_or(table.version(), |v| v),

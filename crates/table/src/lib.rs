@@ -24,6 +24,7 @@
 //! ```
 
 mod error;
+mod gate;
 mod kind;
 mod log;
 mod name;
@@ -33,6 +34,7 @@ mod warehouse;
 mod writer_props;
 
 pub use error::{Result, TableError};
+pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
 pub use kind::ErrorKind;
 pub use log::CommitEntry;
 pub use name::validate_table_name;

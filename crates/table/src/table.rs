@@ -101,6 +101,22 @@ impl Table {
         Ok(self.state()?.metadata().configuration().clone())
     }
 
+    /// Takes this table's write gate shared (see [`crate::SharedWriteGuard`]):
+    /// hold it from writing data files until the commit lands.
+    pub async fn write_gate(&self) -> crate::SharedWriteGuard {
+        crate::gate::gate(self.delta.table_url().as_str())
+            .read_owned()
+            .await
+    }
+
+    /// Takes this table's write gate alone: waits for writers of this process
+    /// to commit and keeps new ones out until the guard is dropped.
+    pub async fn exclusive_write_gate(&self) -> crate::ExclusiveWriteGuard {
+        crate::gate::gate(self.delta.table_url().as_str())
+            .write_owned()
+            .await
+    }
+
     /// Parquet writer properties for files written into this table: bloom
     /// filters on its subject columns (see [`crate::writer_properties`]).
     pub fn writer_properties(&self) -> Result<parquet::file::properties::WriterProperties> {
@@ -295,6 +311,7 @@ impl Table {
         mode: WriteMode,
         options: CommitOptions,
     ) -> Result<u64> {
+        let _gate = self.write_gate().await;
         let txns = txn_actions(&options.transactions);
         let props = CommitProperties::default()
             .with_application_transactions(txns)

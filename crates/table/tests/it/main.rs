@@ -176,3 +176,34 @@ async fn properties_list_and_drop() {
         Err(TableError::InvalidName(_))
     ));
 }
+
+/// A write waits while another handle of the same table holds the gate
+/// alone (an erasure purge), and lands once it is released; another table's
+/// writes are not held up.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_wait_for_an_exclusive_write_gate() {
+    let (_dir, warehouse) = setup().await;
+    let purging = warehouse.create_table("t", spec(&[])).await.expect("created");
+    let mut other = warehouse.create_table("u", spec(&[])).await.expect("created");
+    let mut writer = warehouse.table("t").await.expect("opens");
+    let exclusive = purging.exclusive_write_gate().await;
+    let write = tokio::spawn(async move {
+        writer
+            .write(vec![batch(&[1])], WriteMode::Append, CommitOptions::default())
+            .await
+    });
+    other
+        .write(vec![batch(&[1])], WriteMode::Append, CommitOptions::default())
+        .await
+        .expect("another table is not gated");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write did not wait for the gate");
+    assert_eq!(warehouse.table("t").await.expect("opens").version(), 0);
+    drop(exclusive);
+    let version = tokio::time::timeout(std::time::Duration::from_secs(10), write)
+        .await
+        .expect("the write lands after the gate opens")
+        .expect("task")
+        .expect("write");
+    assert_eq!(version, 1);
+}
