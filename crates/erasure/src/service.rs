@@ -688,33 +688,14 @@ pub fn subject_columns(table: &Table) -> Vec<String> {
 }
 
 /// Without a purge, only the latest version's files must be clean.
-async fn scan_live_files(table: &Table, subjects: &Subjects) -> Result<Verification> {
-    use object_store::ObjectStoreExt;
+async fn scan_live_files(table: &Table, subjects: &Arc<Subjects>) -> Result<Verification> {
     let store = table.delta().log_store().object_store(None);
     let state = table
         .delta()
         .snapshot()
         .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
     let paths: Vec<deltalake::Path> = state.log_data().iter().map(|f| f.object_store_path()).collect();
-    let mut report = Verification::default();
-    for path in paths {
-        let object = store
-            .get(&path)
-            .await
-            .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
-        let bytes = object
-            .bytes()
-            .await
-            .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
-        report.objects_scanned += 1;
-        report.bytes_scanned += bytes.len() as u64;
-        let found = crate::verify::scan_object(path.as_ref(), bytes, subjects, &mut report);
-        if found > 0 {
-            report.occurrences_found += found;
-            report.paths_with_occurrences.push(path.to_string());
-        }
-    }
-    Ok(report)
+    crate::verify::scan_objects(store, paths, subjects, table.name()).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -21,35 +21,68 @@ use crate::matcher::Subjects;
 /// `label` names the root in errors.
 pub(crate) async fn scan_store(
     store: Arc<dyn ObjectStore>,
-    subjects: &Subjects,
+    subjects: &Arc<Subjects>,
     label: &str,
 ) -> Result<Verification> {
-    let objects: Vec<object_store::ObjectMeta> = store
+    let paths: Vec<object_store::path::Path> = store
         .list(None)
+        .map_ok(|meta| meta.location)
         .try_collect()
         .await
         .map_err(|e| ErasureError::step(label, "verify", e))?;
+    scan_objects(store, paths, subjects, label).await
+}
+
+/// Scans the objects at `paths`, a few at a time: each is fetched whole and
+/// searched on a blocking thread, so verification uses every core and holds
+/// at most [`IN_FLIGHT`] objects in memory.
+pub(crate) async fn scan_objects(
+    store: Arc<dyn ObjectStore>,
+    paths: Vec<object_store::path::Path>,
+    subjects: &Arc<Subjects>,
+    label: &str,
+) -> Result<Verification> {
+    let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, IN_FLIGHT);
+    let scans = futures::stream::iter(paths)
+        .map(|path| {
+            let store = store.clone();
+            let subjects = subjects.clone();
+            async move {
+                let bytes = store.get(&path).await?.bytes().await?;
+                let size = bytes.len() as u64;
+                let name = path.to_string();
+                let scanned = tokio::task::spawn_blocking(move || {
+                    let mut report = Verification::default();
+                    let found = scan_object(&name, bytes, &subjects, &mut report);
+                    (name, found, report.parquet_files_decoded)
+                })
+                .await
+                .map_err(|e| object_store::Error::Generic {
+                    store: "verify",
+                    source: Box::new(e),
+                })?;
+                Ok::<_, object_store::Error>((scanned, size))
+            }
+        })
+        .buffer_unordered(in_flight);
+    futures::pin_mut!(scans);
     let mut report = Verification::default();
-    for meta in objects {
-        let object = store
-            .get(&meta.location)
-            .await
-            .map_err(|e| ErasureError::step(label, "verify", e))?;
-        let bytes = object
-            .bytes()
-            .await
-            .map_err(|e| ErasureError::step(label, "verify", e))?;
-        let path = meta.location.to_string();
-        let found = scan_object(&path, bytes, subjects, &mut report);
+    while let Some(scanned) = scans.next().await {
+        let ((path, found, decoded), size) = scanned.map_err(|e| ErasureError::step(label, "verify", e))?;
         report.objects_scanned += 1;
-        report.bytes_scanned += meta.size;
+        report.bytes_scanned += size;
+        report.parquet_files_decoded += decoded;
         if found > 0 {
             report.occurrences_found += found;
             report.paths_with_occurrences.push(path);
         }
     }
+    report.paths_with_occurrences.sort();
     Ok(report)
 }
+
+/// Most objects verified at once.
+const IN_FLIGHT: usize = 8;
 
 /// Occurrences in one object: raw bytes, plus decoded strings for Parquet.
 pub(crate) fn scan_object(path: &str, bytes: Bytes, subjects: &Subjects, report: &mut Verification) -> u64 {

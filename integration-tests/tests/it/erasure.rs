@@ -6,6 +6,8 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -458,4 +460,181 @@ fn cli_erases_embedded_and_through_a_server() {
     assert_eq!(doc["status"], "done", "{doc:#}");
     assert_eq!(doc["certificate"]["tables"][0]["rows_deleted"], 1);
     assert_eq!(silt.count("people", None), 2);
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 UTC time as the
+/// certificate writes it (`2026-11-25T10:00:00.123456789+00:00` or `…Z`).
+fn rfc3339_unix_ms(text: &str) -> u64 {
+    let bad = || panic!("not an RFC 3339 UTC time: {text:?}");
+    let (date, time) = text.split_once('T').unwrap_or_else(bad);
+    let time = time
+        .strip_suffix('Z')
+        .or_else(|| time.strip_suffix("+00:00"))
+        .unwrap_or_else(bad);
+    let num = |s: &str| s.parse::<i64>().unwrap_or_else(|_| bad());
+    let d: Vec<i64> = date.split('-').map(num).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(num).collect();
+    let (&[y, m, day], &[hh, mm, ss]) = (d.as_slice(), t.as_slice()) else {
+        bad()
+    };
+    // Days from 1970-01-01 to y-m-day (proleptic Gregorian, Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let millis = num(&format!("{frac:0<3}")[..3]);
+    u64::try_from(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + millis).unwrap_or_else(|_| bad())
+}
+
+fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// One producer request: its ids, when it was sent and answered (Unix ms),
+/// and the answer (status and body; status 0 for a transport error).
+struct Sent {
+    ids: std::ops::Range<u64>,
+    sent_ms: u64,
+    answered_ms: u64,
+    status: u16,
+    body: String,
+}
+
+/// Posts batches of `batch` fresh accounts (non-subject emails) until `stop`.
+fn produce(http: Http, producer: u64, batch: u64, stop: &AtomicBool) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    let mut next = 1_000_000 * (producer + 1);
+    while !stop.load(Ordering::Relaxed) {
+        let ids = next..next + batch;
+        next += batch;
+        let rows = ids
+            .clone()
+            .map(|id| account(id, &format!("producer{producer}-{id}@example.com")));
+        let sent_ms = unix_ms_now();
+        let (status, body) = match http.try_post("/v1/tables/accounts/rows", NDJSON, ndjson_values(rows), &[])
+        {
+            Ok(reply) => (reply.status, reply.body),
+            Err(e) => (0, e.to_string()),
+        };
+        sent.push(Sent {
+            ids,
+            sent_ms,
+            answered_ms: unix_ms_now(),
+            status,
+            body,
+        });
+    }
+    sent
+}
+
+#[test]
+fn ingest_during_an_erasure_loses_no_acknowledged_row() {
+    let silt = Silt::new();
+    // The pause after each step holds the table's write gate longer, so
+    // producers are certainly queued on it while the table is deleted and
+    // purged, and in flight when the erasure takes it.
+    let server = Server::start_with_config(&silt, &config("step_delay_ms = 400"));
+    let operator = server.http().with_token("o-token");
+    create_accounts(&operator);
+    // Ids 1..=40 in four files; every tenth row is the subject's.
+    let mut kept = Vec::new();
+    for chunk in (1..=40u64).collect::<Vec<_>>().chunks(10) {
+        let rows = chunk.iter().map(|&id| match id % 10 {
+            0 => account(id, SUBJECT),
+            _ => {
+                kept.push(id);
+                account(id, &format!("seed{id}@example.com"))
+            }
+        });
+        ingest(&operator, "accounts", rows.collect());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let http = server.http().with_token("w-token");
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || produce(http, p, 20, &stop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let clock = Instant::now();
+    let reply = operator.post_json("/v1/erasures", &json!({"subjects": [SUBJECT], "purge": true}));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.json()["id"].as_str().expect("id").to_string();
+    let status = wait_finished(&server, &operator, &id, Duration::from_secs(60));
+    eprintln!("erasure finished in {:?}", clock.elapsed());
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let sent: Vec<Sent> = producers
+        .into_iter()
+        .flat_map(|p| p.join().expect("producer thread"))
+        .collect();
+
+    assert_eq!(
+        status["status"],
+        "done",
+        "{status:#}\nserver log:\n{}",
+        server.log()
+    );
+    let certificate = &status["certificate"];
+    assert_eq!(certificate["tables"][0]["table"], "accounts", "{certificate:#}");
+    assert_eq!(certificate["tables"][0]["rows_deleted"], 4, "{certificate:#}");
+
+    // Every request was acknowledged; a refusal (say a commit naming a
+    // vacuumed file) would show here before it shows as a lost row.
+    let refused: Vec<String> = sent
+        .iter()
+        .filter(|s| s.status != 200)
+        .map(|s| format!("{}: {}", s.status, s.body))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "refused ingests: {refused:#?}\nserver log:\n{}",
+        server.log()
+    );
+    let acked: Vec<&Sent> = sent.iter().filter(|s| s.status == 200).collect();
+    let started = rfc3339_unix_ms(certificate["started_at"].as_str().expect("started_at"));
+    let completed = rfc3339_unix_ms(certificate["completed_at"].as_str().expect("completed_at"));
+    let during = acked
+        .iter()
+        .filter(|s| s.answered_ms > started && s.answered_ms < completed)
+        .count();
+    let straddling = acked
+        .iter()
+        .filter(|s| s.sent_ms < started + (completed - started) / 2 && s.answered_ms > started)
+        .count();
+    let slowest = acked.iter().map(|s| s.answered_ms - s.sent_ms).max().unwrap_or(0);
+    eprintln!(
+        "{} requests acknowledged, {during} while the erasure ran ({} ms), {straddling} in flight \
+         in its first half, slowest {slowest} ms",
+        acked.len(),
+        completed - started
+    );
+    assert!(during > 0, "no ingest acknowledged while the erasure ran");
+    assert!(acked.len() >= 8, "only {} ingests acknowledged", acked.len());
+
+    let mut expected: Vec<u64> = kept;
+    expected.extend(acked.iter().flat_map(|s| s.ids.clone()));
+    expected.sort_unstable();
+    let count = sql(&operator, "SELECT count(*), count(DISTINCT id) FROM accounts");
+    assert_eq!(
+        count["rows"],
+        json!([[expected.len(), expected.len()]]),
+        "{count}"
+    );
+    let subject = sql(
+        &operator,
+        &format!("SELECT count(*) FROM accounts WHERE email = '{SUBJECT}'"),
+    );
+    assert_eq!(subject["rows"], json!([[0]]), "{subject}");
+    // Python deltalake reads every file of the latest version: none is missing.
+    assert_eq!(peer_ids(&silt, "accounts", "id,email"), expected);
 }
