@@ -35,6 +35,7 @@ mod certificate;
 mod error;
 mod ledger;
 mod matcher;
+mod observer;
 mod purge;
 mod rewrite;
 mod secrets;
@@ -44,6 +45,7 @@ mod verify;
 pub use certificate::{Certificate, TableReport, Timings, Verification, canonical_json, verify_certificate};
 pub use error::{ErasureError, Result};
 pub use ledger::{LEDGER_TABLE, Status};
+pub use observer::{ErasureObserver, NoObserver};
 pub use secrets::{KEY_FILE, Secrets};
 pub use service::{
     DEAD_LETTER_TABLE, DEADLINE_DAYS, Erasure, ErasureConfig, MAX_SUBJECTS, NewRequest,

@@ -17,6 +17,7 @@ use crate::certificate::{Certificate, TableReport, Timings, Verification};
 use crate::error::{ErasureError, Result};
 use crate::ledger::{ErasureRecord, LEDGER_TABLE, Ledger, Status};
 use crate::matcher::{MatchMode, Subjects, predicate};
+use crate::observer::{ErasureObserver, NoObserver};
 use crate::purge::{commit_properties, purge};
 use crate::rewrite::{Unsupported, erase_rows};
 use crate::secrets::Secrets;
@@ -145,19 +146,37 @@ struct TableProgress {
 }
 
 /// The erasure service of one warehouse.
-#[derive(Debug)]
 pub struct Erasure {
     warehouse: Warehouse,
     secrets: Secrets,
     ledger: Ledger,
     config: ErasureConfig,
+    observer: Arc<dyn ErasureObserver>,
     wake: Notify,
     running: Mutex<()>,
+}
+
+impl std::fmt::Debug for Erasure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Erasure")
+            .field("warehouse", &self.warehouse)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Erasure {
     /// Opens the service: loads or creates the secrets (see [`Secrets::load`]).
     pub fn open(warehouse: Warehouse, config: ErasureConfig) -> Result<Self> {
+        Self::open_with_observer(warehouse, config, Arc::new(NoObserver))
+    }
+
+    /// Like [`Erasure::open`], reporting progress to `observer` (metrics).
+    pub fn open_with_observer(
+        warehouse: Warehouse,
+        config: ErasureConfig,
+        observer: Arc<dyn ErasureObserver>,
+    ) -> Result<Self> {
         let local = match warehouse.root().scheme() {
             "file" => warehouse.root().to_file_path().ok(),
             _ => None,
@@ -168,6 +187,7 @@ impl Erasure {
             warehouse,
             secrets,
             config,
+            observer,
             wake: Notify::new(),
             running: Mutex::new(()),
         })
@@ -227,6 +247,7 @@ impl Erasure {
         let (stored, created) = self.ledger.insert_if_absent(record).await?;
         if created {
             tracing::info!(erasure = %stored.id, subjects = stored.subject_hashes.len(), "erasure request filed");
+            self.observer.filed();
             self.wake.notify_one();
         }
         Ok(Submitted {
@@ -502,6 +523,11 @@ impl Erasure {
         self.ledger.update(&mut record).await?;
         // The sealed subjects are still in the ledger's older rows and files.
         self.ledger.compact(&record.id).await?;
+        for report in &certificate.tables {
+            self.observer.table_erased(report);
+        }
+        let seconds = (Utc::now() - started_at).num_milliseconds().max(0) as f64 / 1000.0;
+        self.observer.finished(status, seconds);
         tracing::info!(erasure = %record.id, status = status.as_str(), occurrences = found, "erasure finished");
         Ok(())
     }

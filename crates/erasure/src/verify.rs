@@ -42,7 +42,9 @@ pub(crate) async fn scan_objects(
     subjects: &Arc<Subjects>,
     label: &str,
 ) -> Result<Verification> {
-    let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, IN_FLIGHT);
+    let in_flight = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, IN_FLIGHT);
     let scans = futures::stream::iter(paths)
         .map(|path| {
             let store = store.clone();

@@ -115,13 +115,14 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     // Erasure needs its secrets; without them (an object-store warehouse
     // with no [erasure] config) the rest of the server still serves.
     let mut erasure_unavailable = String::new();
-    let erasure = match silt_erasure::Erasure::open(
+    let erasure = match silt_erasure::Erasure::open_with_observer(
         warehouse.clone(),
         silt_erasure::ErasureConfig {
             secret: config.erasure.secret.clone(),
             key: config.erasure.key.clone(),
             step_delay: std::time::Duration::from_millis(config.erasure.step_delay_ms),
         },
+        metrics.clone(),
     ) {
         Ok(service) => Some(Arc::new(service)),
         Err(error) => {

@@ -4,6 +4,7 @@
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use silt_erasure::{ErasureObserver, Status, TableReport};
 use silt_ingest::{CommitStats, IngestObserver};
 
 /// The server's metrics.
@@ -19,6 +20,10 @@ pub struct Metrics {
     queue_bytes: IntGaugeVec,
     commit_seconds: HistogramVec,
     ack_seconds: HistogramVec,
+    erasure_requests: IntCounterVec,
+    erasure_rows: IntCounterVec,
+    erasure_files: IntCounterVec,
+    erasure_seconds: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -35,7 +40,17 @@ fn histogram(registry: &Registry, name: &str, help: &str) -> HistogramVec {
     let buckets = vec![
         0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
-    let histogram = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &["table"])
+    histogram_with(registry, name, help, buckets, &["table"])
+}
+
+fn histogram_with(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+    labels: &[&str],
+) -> HistogramVec {
+    let histogram = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     registry
         .register(Box::new(histogram.clone()))
@@ -118,6 +133,31 @@ impl Metrics {
                 "silt_ingest_ack_seconds",
                 "from receiving a request to its durable ack",
             ),
+            erasure_requests: counter(
+                &registry,
+                "silt_erasure_requests_total",
+                "erasure requests filed, done and failed",
+                &["status"],
+            ),
+            erasure_rows: counter(
+                &registry,
+                "silt_erasure_rows_deleted_total",
+                "rows deleted by erasure requests",
+                &["table"],
+            ),
+            erasure_files: counter(
+                &registry,
+                "silt_erasure_files_total",
+                "data files an erasure pruned (unread), read, rewritten or purged",
+                &["table", "outcome"],
+            ),
+            erasure_seconds: histogram_with(
+                &registry,
+                "silt_erasure_seconds",
+                "from the worker taking an erasure request to its certificate",
+                vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0],
+                &["status"],
+            ),
             registry,
         }
     }
@@ -169,5 +209,35 @@ impl IngestObserver for Metrics {
         self.queue_bytes
             .with_label_values(&[table])
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+}
+
+impl ErasureObserver for Metrics {
+    fn filed(&self) {
+        self.erasure_requests.with_label_values(&["filed"]).inc();
+    }
+
+    fn table_erased(&self, report: &TableReport) {
+        let table = report.table.as_str();
+        self.erasure_rows
+            .with_label_values(&[table])
+            .inc_by(report.rows_deleted);
+        for (outcome, count) in [
+            ("pruned", report.files_pruned),
+            ("read", report.files_read),
+            ("rewritten", report.files_rewritten),
+            ("purged", report.files_purged),
+        ] {
+            self.erasure_files
+                .with_label_values(&[table, outcome])
+                .inc_by(count);
+        }
+    }
+
+    fn finished(&self, status: Status, seconds: f64) {
+        self.erasure_requests.with_label_values(&[status.as_str()]).inc();
+        self.erasure_seconds
+            .with_label_values(&[status.as_str()])
+            .observe(seconds);
     }
 }
