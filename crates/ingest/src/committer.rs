@@ -354,7 +354,21 @@ impl Committer {
             skip_checkpoint: true,
             ..CommitOptions::default()
         };
-        table.write(batches, WriteMode::Append, options).await?;
+        // Dead letters carry no producer txn, so a write that lost a race
+        // (or whose log was purged by an erasure) is simply retried once
+        // from the newest version.
+        match table
+            .write(batches.clone(), WriteMode::Append, options.clone())
+            .await
+        {
+            Err(TableError::Conflict { .. }) => {
+                table.refresh().await?;
+                table.write(batches, WriteMode::Append, options).await?;
+            }
+            result => {
+                result?;
+            }
+        }
         Ok(())
     }
 

@@ -332,9 +332,7 @@ impl Table {
         if options.merge_schema {
             builder = builder.with_schema_mode(deltalake::operations::write::SchemaMode::Merge);
         }
-        let written = builder
-            .await
-            .map_err(|source| TableError::delta(&self.name, source))?;
+        let written = builder.await.map_err(|source| commit_error(&self.name, source))?;
         self.delta = written;
         Ok(self.version())
     }
@@ -357,7 +355,7 @@ impl Table {
         let finalized = deltalake::kernel::transaction::CommitBuilder::from(props)
             .build(Some(&snapshot), self.delta.log_store(), operation)
             .await
-            .map_err(|source| TableError::delta(&self.name, source))?;
+            .map_err(|source| commit_error(&self.name, source))?;
         self.delta.state = Some(finalized.snapshot());
         Ok(self.version())
     }
@@ -394,13 +392,38 @@ impl Table {
             .unwrap_or(100)
     }
 
-    /// Moves this handle to the newest version in storage.
+    /// Moves this handle to the newest version in storage. When the commits
+    /// between this handle's version and the newest are gone (an erasure
+    /// purge expired them behind a checkpoint), the table is loaded afresh
+    /// from its latest checkpoint instead.
     pub async fn refresh(&mut self) -> Result<u64> {
-        self.delta
-            .update_state()
-            .await
-            .map_err(|source| TableError::delta(&self.name, source))?;
-        Ok(self.version())
+        match self.delta.update_state().await {
+            Ok(()) => Ok(self.version()),
+            Err(DeltaTableError::InvalidVersion(_)) => {
+                let mut fresh = DeltaTable::new(self.delta.log_store());
+                fresh
+                    .load()
+                    .await
+                    .map_err(|source| TableError::delta(&self.name, source))?;
+                self.delta = fresh;
+                Ok(self.version())
+            }
+            Err(source) => Err(TableError::delta(&self.name, source)),
+        }
+    }
+}
+
+/// A failed commit's error. A version this handle cannot read while
+/// committing means the log moved under it and the commits it would check
+/// against are gone (expired by an erasure purge): nothing was written, and
+/// the caller should refresh and retry, as after a conflict.
+fn commit_error(table: &str, source: DeltaTableError) -> TableError {
+    match source {
+        DeltaTableError::InvalidVersion(_) => TableError::Conflict {
+            table: table.to_string(),
+            source: Box::new(source),
+        },
+        source => TableError::delta(table, source),
     }
 }
 

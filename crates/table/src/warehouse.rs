@@ -151,6 +151,9 @@ impl Warehouse {
 
     /// Opens table `name` at its latest version.
     pub async fn table(&self, name: &str) -> Result<Table> {
+        if self.missing_locally(name) {
+            return Err(self.not_found(name));
+        }
         let mut delta = self
             .builder(name)?
             .build()
@@ -166,8 +169,23 @@ impl Warehouse {
         }
     }
 
+    /// True when the warehouse is a local directory and `name` has no
+    /// `_delta_log` in it: answered without asking the Delta kernel, which
+    /// logs a missing table location at ERROR level.
+    fn missing_locally(&self, name: &str) -> bool {
+        validate_table_name(name).is_ok()
+            && self.root.scheme() == "file"
+            && self
+                .root
+                .to_file_path()
+                .is_ok_and(|root| !root.join(name).join("_delta_log").is_dir())
+    }
+
     /// Whether table `name` exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
+        if self.missing_locally(name) {
+            return Ok(false);
+        }
         let delta = self
             .builder(name)?
             .build()
