@@ -13,6 +13,10 @@ pub enum ErasureError {
     /// The request itself is wrong (no subjects, unknown table…).
     #[error("invalid erasure request: {0}")]
     Invalid(String),
+    /// A `request_id` already names a different request (other subjects,
+    /// tables or purge): idempotency keys must not be reused.
+    #[error("request_id '{0}' was already used for a different erasure request")]
+    Conflict(String),
     /// No request with this id.
     #[error("erasure request '{0}' not found")]
     NotFound(String),
@@ -53,6 +57,7 @@ impl ErasureError {
         match self {
             ErasureError::Invalid(_) => ErrorKind::InvalidInput,
             ErasureError::NotFound(_) => ErrorKind::NotFound,
+            ErasureError::Conflict(_) => ErrorKind::Conflict,
             ErasureError::Keys(_) => ErrorKind::Unsupported,
             ErasureError::Table(e) => e.kind(),
             ErasureError::Sealed { .. } | ErasureError::Ledger(_) | ErasureError::Step { .. } => {

@@ -244,7 +244,13 @@ impl Erasure {
             results: None,
             error: None,
         };
+        let asked = (record.subject_hashes.clone(), record.tables.clone(), record.purge);
         let (stored, created) = self.ledger.insert_if_absent(record).await?;
+        if !created && (stored.subject_hashes.clone(), stored.tables.clone(), stored.purge) != asked {
+            return Err(ErasureError::Conflict(
+                stored.request_id.clone().unwrap_or_default(),
+            ));
+        }
         if created {
             tracing::info!(erasure = %stored.id, subjects = stored.subject_hashes.len(), "erasure request filed");
             self.observer.filed();

@@ -255,6 +255,11 @@ fn erasure_with_purge_leaves_no_trace_and_signs_a_certificate() {
     let again = operator.post_json("/v1/erasures", &body);
     assert_eq!(again.status, 202, "{}", again.body);
     assert_eq!(again.json()["id"], id.as_str());
+    // The key reused for another request: 409, and its subject is not echoed.
+    let other = json!({"subjects": ["someone-else@example.org"], "request_id": "ticket-42"});
+    let reused = operator.post_json("/v1/erasures", &other);
+    assert_problem(&reused, 409);
+    assert!(!reused.body.contains("someone-else"), "{}", reused.body);
 
     let status = wait_finished(&server, &operator, &id, Duration::from_secs(120));
     eprintln!("erasure finished in {:?}", started.elapsed());

@@ -95,9 +95,10 @@ async fn erases_purges_verifies_and_signs() {
         .await
         .expect("submit");
     assert!(filed.created);
+    // The same request again (subjects in another order) is the first one.
     let again = erasure
         .submit(NewRequest {
-            subjects: vec![ALICE.into()],
+            subjects: vec!["nobody@example.com".into(), ALICE.into()],
             request_id: Some("ticket-1".into()),
             ..NewRequest::default()
         })
@@ -105,6 +106,17 @@ async fn erases_purges_verifies_and_signs() {
         .expect("resubmit");
     assert_eq!(again.id, filed.id);
     assert!(!again.created);
+    // A different request under the same key is refused, not merged.
+    let reused = erasure
+        .submit(NewRequest {
+            subjects: vec![ALICE.into()],
+            request_id: Some("ticket-1".into()),
+            ..NewRequest::default()
+        })
+        .await
+        .expect_err("a reused request_id");
+    assert_eq!(reused.kind(), silt_table::ErrorKind::Conflict);
+    assert!(!reused.to_string().contains(ALICE), "{reused}");
 
     assert_eq!(erasure.run_pending().await.expect("run"), 1);
     let view = erasure.get(&filed.id).await.expect("get");

@@ -196,7 +196,8 @@ fn parse_request(bytes: &[u8]) -> Result<NewRequest, ApiError> {
 #[utoipa::path(post, path = "/v1/erasures", request_body = ErasureRequestBody,
     responses((status = 202, body = ErasureAccepted),
               (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
-              (status = 403, description = "not an operator token", body = crate::error::Problem, content_type = "application/problem+json")),
+              (status = 403, description = "not an operator token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 409, description = "request_id already used for a different request", body = crate::error::Problem, content_type = "application/problem+json")),
     tag = "erasure")]
 pub async fn create(
     State(state): State<AppState>,

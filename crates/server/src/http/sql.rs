@@ -192,7 +192,9 @@ async fn run(
                     Some((tail, (None, encoder, true)))
                 }
                 Ok(Some(Err(error))) => {
-                    tracing::warn!(%error, "sql result stream failed after the answer started");
+                    // The text goes to the caller only: execution errors
+                    // (casts, parsing) can quote a value from the data.
+                    tracing::warn!("sql result stream failed after the answer started");
                     Some((
                         Err(std::io::Error::other(error.to_string())),
                         (None, encoder, true),
