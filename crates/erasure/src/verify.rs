@@ -11,7 +11,9 @@ use arrow::datatypes::DataType;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Type as PhysicalType;
 
 use crate::certificate::Verification;
 use crate::error::{ErasureError, Result};
@@ -86,24 +88,60 @@ pub(crate) async fn scan_objects(
 /// Most objects verified at once.
 const IN_FLIGHT: usize = 8;
 
-/// Occurrences in one object: raw bytes, plus decoded strings for Parquet.
+/// Occurrences in one object. Parquet files are decoded and every string or
+/// binary value searched; of their raw bytes only the footer (schema,
+/// statistics, key-value metadata) is searched besides — a data page holds
+/// nothing its decoded values do not, and page statistics are derived from
+/// them. Every other object is searched as raw bytes.
 pub(crate) fn scan_object(path: &str, bytes: Bytes, subjects: &Subjects, report: &mut Verification) -> u64 {
-    let mut found = subjects.count_in(&bytes);
-    if path.ends_with(".parquet") {
-        report.parquet_files_decoded += 1;
-        found += scan_parquet(bytes, subjects).unwrap_or_else(|reason| {
-            // A file that cannot be decoded cannot be shown clean.
-            tracing::warn!(path, %reason, "cannot decode parquet file during erasure verification");
-            1
-        });
+    if !path.ends_with(".parquet") {
+        return subjects.count_in(&bytes);
     }
-    found
+    report.parquet_files_decoded += 1;
+    let footer = parquet_footer(&bytes).map(|f| subjects.count_in(f));
+    match scan_parquet(bytes.clone(), subjects) {
+        Ok(decoded) => footer.unwrap_or_else(|| subjects.count_in(&bytes)) + decoded,
+        Err(reason) => {
+            // A file that cannot be decoded cannot be shown clean: search
+            // all of its bytes and count it as one occurrence more.
+            tracing::warn!(path, %reason, "cannot decode parquet file during erasure verification");
+            1 + subjects.count_in(&bytes)
+        }
+    }
+}
+
+/// The footer of a Parquet file (metadata and trailer), if well formed.
+fn parquet_footer(bytes: &[u8]) -> Option<&[u8]> {
+    let len = bytes.len();
+    if len < 12 || &bytes[len - 4..] != b"PAR1" {
+        return None;
+    }
+    let meta = u32::from_le_bytes(bytes[len - 8..len - 4].try_into().ok()?) as usize;
+    let start = len.checked_sub(8 + meta)?;
+    Some(&bytes[start..])
 }
 
 fn scan_parquet(bytes: Bytes, subjects: &Subjects) -> std::result::Result<u64, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| e.to_string())?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    // Only byte-array leaves can hold text; skip decoding numbers and dates.
+    let leaves: Vec<usize> = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            matches!(
+                c.physical_type(),
+                PhysicalType::BYTE_ARRAY | PhysicalType::FIXED_LEN_BYTE_ARRAY
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if leaves.is_empty() {
+        return Ok(0);
+    }
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    let reader = builder.with_projection(mask).build().map_err(|e| e.to_string())?;
     let mut found = 0;
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
@@ -195,5 +233,30 @@ mod tests {
             scan_object("a.json", Bytes::from_static(b"no"), &subjects, &mut report),
             0
         );
+    }
+
+    /// A value kept only in the footer (key-value metadata) is found too,
+    /// and a file that is not Parquet at all is searched byte by byte.
+    #[test]
+    fn finds_subjects_in_parquet_footers_and_in_undecodable_files() {
+        use parquet::file::metadata::KeyValue;
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let column: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1, 2]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column]).expect("batch");
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(Some(vec![KeyValue::new("origin".into(), "bob@x".to_string())]))
+            .build();
+        let mut buffer = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(props)).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let subjects = Subjects::new(&["bob@x".to_string()]);
+        let mut report = Verification::default();
+        assert_eq!(
+            scan_object("f.parquet", Bytes::from(buffer), &subjects, &mut report),
+            1
+        );
+        let garbage = Bytes::from_static(b"not parquet, says bob@x");
+        assert_eq!(scan_object("g.parquet", garbage, &subjects, &mut report), 2);
     }
 }
