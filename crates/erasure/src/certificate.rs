@@ -34,6 +34,11 @@ pub struct Certificate {
     pub started_at: String,
     /// When verification finished.
     pub completed_at: String,
+    /// Every request erased in the same pass, this one included, when the
+    /// worker batched several (their subjects were deleted, purged and
+    /// verified together; the table counts are the pass's); empty otherwise.
+    #[serde(default)]
+    pub batch: Vec<String>,
     /// One entry per table erased (the dead-letter table included).
     pub tables: Vec<TableReport>,
     /// Verification of the ledger `_silt_erasures` itself.
@@ -176,6 +181,7 @@ mod tests {
             received_at: "2026-11-25T10:00:00Z".into(),
             started_at: "2026-11-25T10:00:00Z".into(),
             completed_at: "2026-11-25T10:00:01Z".into(),
+            batch: vec![],
             tables: vec![TableReport {
                 table: "t".into(),
                 rows_deleted: 2,

@@ -3,7 +3,7 @@
 //! about them. One worker per process takes open requests oldest first; a
 //! restarted process resumes what the ledger shows open.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -135,7 +135,61 @@ impl From<ErasureRecord> for RequestView {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Progress {
     started_at: Option<DateTime<Utc>>,
+    /// The request leading the pass this one is part of (None: it leads).
+    #[serde(default)]
+    batch: Option<String>,
+    /// On the leader: every request of the pass, itself first.
+    #[serde(default)]
+    members: Vec<String>,
     tables: BTreeMap<String, TableProgress>,
+}
+
+fn progress_of(record: &ErasureRecord) -> Progress {
+    record
+        .results
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// Groups open requests into passes: interrupted passes first (a leader and
+/// the running requests that name it), then pending requests with the same
+/// tables and purge setting, at most [`MAX_SUBJECTS`] subjects per pass.
+fn plan_passes(open: Vec<ErasureRecord>) -> Vec<Vec<ErasureRecord>> {
+    let (running, pending): (Vec<_>, Vec<_>) = open.into_iter().partition(|r| r.status == Status::Running);
+    let leader_of = |r: &ErasureRecord| progress_of(r).batch.unwrap_or_else(|| r.id.clone());
+    let running_ids: HashSet<String> = running.iter().map(|r| r.id.clone()).collect();
+    let mut passes: Vec<Vec<ErasureRecord>> = Vec::new();
+    let mut by_leader: BTreeMap<String, Vec<ErasureRecord>> = BTreeMap::new();
+    for record in running {
+        let mut leader = leader_of(&record);
+        // A follower whose leader already finished runs on its own.
+        if !running_ids.contains(&leader) {
+            leader = record.id.clone();
+        }
+        by_leader.entry(leader).or_default().push(record);
+    }
+    for (leader, mut members) in by_leader {
+        members.sort_by_key(|r| r.id != leader);
+        passes.push(members);
+    }
+    // Requests limited to the same tables, with the same purge setting.
+    type PassKey = (Option<Vec<String>>, bool);
+    let mut groups: Vec<(PassKey, Vec<ErasureRecord>)> = Vec::new();
+    for record in pending {
+        let key = (record.tables.clone(), record.purge);
+        let open_group = groups.iter_mut().rev().find(|(k, members)| {
+            *k == key
+                && members.iter().map(|m| m.subject_hashes.len()).sum::<usize>() + record.subject_hashes.len()
+                    <= MAX_SUBJECTS
+        });
+        match open_group {
+            Some((_, members)) => members.push(record),
+            None => groups.push((key, vec![record])),
+        }
+    }
+    passes.extend(groups.into_iter().map(|(_, members)| members));
+    passes
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -291,11 +345,11 @@ impl Erasure {
             .collect();
         let count = open.len();
         let mut first_error = None;
-        for record in open {
-            let id = record.id.clone();
-            if let Err(error) = self.run_one(record).await {
-                // The request stays open and is retried on the next round;
-                // the others still run.
+        for pass in plan_passes(open) {
+            let id = pass[0].id.clone();
+            if let Err(error) = self.run_pass(pass).await {
+                // The requests stay open and are retried on the next round;
+                // the other passes still run.
                 tracing::error!(erasure = %id, %error, "erasure step failed; will retry");
                 first_error.get_or_insert(error);
             }
@@ -339,26 +393,56 @@ impl Erasure {
         }
     }
 
-    async fn run_one(&self, mut record: ErasureRecord) -> Result<()> {
+    /// Opens a request's sealed subjects.
+    fn unseal(&self, record: &ErasureRecord) -> Result<Vec<String>> {
         let sealed = record.sealed.clone().ok_or_else(|| ErasureError::Sealed {
             id: record.id.clone(),
             reason: "no sealed subjects on an open request".into(),
         })?;
         let plaintext = self.secrets.open(&record.id, &sealed)?;
-        let values: Vec<String> = serde_json::from_slice(&plaintext).map_err(|_| ErasureError::Sealed {
+        serde_json::from_slice(&plaintext).map_err(|_| ErasureError::Sealed {
             id: record.id.clone(),
             reason: "sealed subjects are not a JSON list".into(),
-        })?;
+        })
+    }
+
+    /// Runs one pass: every request in `members` (the first leads) erased
+    /// with one delete per table, one purge and one verification for all of
+    /// their subjects; each request then gets its own certificate.
+    async fn run_pass(&self, members: Vec<ErasureRecord>) -> Result<()> {
+        let mut members = members.into_iter();
+        let Some(mut record) = members.next() else {
+            return Ok(());
+        };
+        let mut followers: Vec<ErasureRecord> = members.collect();
+        let mut values = self.unseal(&record)?;
+        for follower in &followers {
+            values.extend(self.unseal(follower)?);
+        }
         let subjects = Arc::new(Subjects::new(&values));
+        let subject_count = values.len();
         drop(values);
 
-        let mut progress: Progress = record
-            .results
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
+        let mut progress = progress_of(&record);
         let started_at = *progress.started_at.get_or_insert_with(Utc::now);
         let resumed = record.status == Status::Running;
+        // Followers are marked before the leader: a crash in between leaves
+        // them running under a leader that is still pending, and they then
+        // run on their own (nothing was deleted yet).
+        for follower in followers.iter_mut().filter(|f| f.status == Status::Pending) {
+            follower.status = Status::Running;
+            follower.results = serde_json::to_value(Progress {
+                started_at: Some(started_at),
+                batch: Some(record.id.clone()),
+                ..Progress::default()
+            })
+            .ok();
+            self.ledger.update(follower).await?;
+        }
+        progress.members = std::iter::once(&record)
+            .chain(&followers)
+            .map(|r| r.id.clone())
+            .collect();
         if record.status == Status::Pending {
             record.status = Status::Running;
             record.results = serde_json::to_value(&progress).ok();
@@ -366,7 +450,8 @@ impl Erasure {
         } else {
             tracing::info!(erasure = %record.id, "resuming interrupted erasure");
         }
-        tracing::info!(erasure = %record.id, subjects = record.subject_hashes.len(), "erasure started");
+        tracing::info!(erasure = %record.id, requests = progress.members.len(), subjects = subject_count,
+            "erasure started");
 
         let mut targets = self.targets(&record).await?;
         if self.warehouse.exists(DEAD_LETTER_TABLE).await?
@@ -395,7 +480,7 @@ impl Erasure {
             };
             if !step.deleted {
                 step.report = self
-                    .delete(&record, resumed, name, columns, *mode, &subjects)
+                    .delete(&record, subject_count, resumed, name, columns, *mode, &subjects)
                     .await?;
                 step.deleted = true;
                 progress.tables.insert(name.clone(), step.clone());
@@ -483,58 +568,71 @@ impl Erasure {
             .sum::<u64>()
             + ledger.occurrences_found;
         let status = if found == 0 { Status::Done } else { Status::Failed };
-        let mut certificate = Certificate {
-            certificate_version: 1,
-            request_id: record.id.clone(),
-            client_request_id: record.request_id.clone(),
-            status: status.as_str().to_string(),
-            hash_algorithm: "HMAC-SHA256".into(),
-            subject_hashes: record.subject_hashes.clone(),
-            purge: record.purge,
-            received_at: record.received_at.to_rfc3339(),
-            started_at: started_at.to_rfc3339(),
-            completed_at: Utc::now().to_rfc3339(),
-            tables: reports,
-            ledger,
-            signature_algorithm: "HMAC-SHA256".into(),
-            signature: String::new(),
+        let completed_at = Utc::now().to_rfc3339();
+        let batch = if followers.is_empty() {
+            Vec::new()
+        } else {
+            progress.members.clone()
         };
-        certificate.sign(&self.secrets);
-        if status == Status::Failed {
-            let paths: Vec<String> = certificate
-                .tables
-                .iter()
-                .flat_map(|t| {
-                    t.verification
-                        .paths_with_occurrences
-                        .iter()
-                        .map(move |p| format!("{}/{p}", t.table))
-                })
-                .chain(
-                    certificate
-                        .ledger
-                        .paths_with_occurrences
-                        .iter()
-                        .map(|p| format!("{LEDGER_TABLE}/{p}")),
-                )
-                .collect();
-            record.error = Some(format!(
-                "verification found {found} occurrence(s) of the subjects in: {}",
-                paths.join(", ")
-            ));
+        // Followers first: the leader's record is what a restart resumes from.
+        for member in followers.iter_mut().chain(std::iter::once(&mut record)) {
+            let mut certificate = Certificate {
+                certificate_version: 1,
+                request_id: member.id.clone(),
+                client_request_id: member.request_id.clone(),
+                status: status.as_str().to_string(),
+                hash_algorithm: "HMAC-SHA256".into(),
+                subject_hashes: member.subject_hashes.clone(),
+                purge: member.purge,
+                received_at: member.received_at.to_rfc3339(),
+                started_at: started_at.to_rfc3339(),
+                completed_at: completed_at.clone(),
+                batch: batch.clone(),
+                tables: reports.clone(),
+                ledger: ledger.clone(),
+                signature_algorithm: "HMAC-SHA256".into(),
+                signature: String::new(),
+            };
+            certificate.sign(&self.secrets);
+            if status == Status::Failed {
+                let paths: Vec<String> = certificate
+                    .tables
+                    .iter()
+                    .flat_map(|t| {
+                        t.verification
+                            .paths_with_occurrences
+                            .iter()
+                            .map(move |p| format!("{}/{p}", t.table))
+                    })
+                    .chain(
+                        certificate
+                            .ledger
+                            .paths_with_occurrences
+                            .iter()
+                            .map(|p| format!("{LEDGER_TABLE}/{p}")),
+                    )
+                    .collect();
+                member.error = Some(format!(
+                    "verification found {found} occurrence(s) of the subjects in: {}",
+                    paths.join(", ")
+                ));
+            }
+            member.status = status;
+            member.sealed = None;
+            member.results = serde_json::to_value(&certificate).ok();
+            self.ledger.update(member).await?;
         }
-        record.status = status;
-        record.sealed = None;
-        record.results = serde_json::to_value(&certificate).ok();
-        self.ledger.update(&mut record).await?;
         // The sealed subjects are still in the ledger's older rows and files.
         self.ledger.compact(&record.id).await?;
-        for report in &certificate.tables {
+        for report in &reports {
             self.observer.table_erased(report);
         }
         let seconds = (Utc::now() - started_at).num_milliseconds().max(0) as f64 / 1000.0;
-        self.observer.finished(status, seconds);
-        tracing::info!(erasure = %record.id, status = status.as_str(), occurrences = found, "erasure finished");
+        for _ in 0..=followers.len() {
+            self.observer.finished(status, seconds);
+        }
+        tracing::info!(erasure = %record.id, requests = progress.members.len(), status = status.as_str(),
+            occurrences = found, "erasure finished");
         Ok(())
     }
 
@@ -564,9 +662,11 @@ impl Erasure {
     }
 
     /// The batched delete on one table: one rewrite for all subjects.
+    #[allow(clippy::too_many_arguments)]
     async fn delete(
         &self,
         record: &ErasureRecord,
+        subject_count: usize,
         resumed: bool,
         name: &str,
         columns: &[String],
@@ -610,7 +710,7 @@ impl Erasure {
                 ("silt.erasure.id".to_string(), serde_json::json!(record.id)),
                 (
                     "silt.erasure.subjects".to_string(),
-                    serde_json::json!(record.subject_hashes.len()),
+                    serde_json::json!(subject_count),
                 ),
             ];
             match erase_rows(&table, &present, subjects, metadata).await? {
@@ -641,10 +741,7 @@ impl Erasure {
         };
         let properties = commit_properties(
             &record.id,
-            &[(
-                "silt.erasure.subjects",
-                serde_json::json!(record.subject_hashes.len()),
-            )],
+            &[("silt.erasure.subjects", serde_json::json!(subject_count))],
         );
         let (deleted, metrics) = table
             .delta()
@@ -736,6 +833,65 @@ mod tests {
     use arrow::array::{ArrayRef, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use silt_table::{CommitOptions, TableSpec, WriteMode};
+
+    fn open_record(
+        id: &str,
+        status: Status,
+        batch: Option<&str>,
+        subjects: usize,
+        purge: bool,
+    ) -> ErasureRecord {
+        ErasureRecord {
+            id: id.into(),
+            seq: 0,
+            request_id: None,
+            status,
+            received_at: Utc::now(),
+            updated_at: Utc::now(),
+            tables: None,
+            purge,
+            results: batch.map(|leader| {
+                serde_json::to_value(Progress {
+                    batch: Some(leader.into()),
+                    ..Progress::default()
+                })
+                .expect("progress")
+            }),
+            error: None,
+            sealed: None,
+            subject_hashes: vec!["h".into(); subjects],
+        }
+    }
+
+    /// Interrupted passes resume as they were (a follower whose leader
+    /// finished runs alone); pending requests join by tables and purge, up
+    /// to MAX_SUBJECTS subjects per pass.
+    #[test]
+    fn passes_resume_interrupted_batches_and_group_pending_requests() {
+        let passes = plan_passes(vec![
+            open_record("f1", Status::Running, Some("l1"), 1, true),
+            open_record("l1", Status::Running, None, 1, true),
+            open_record("orphan", Status::Running, Some("gone"), 1, true),
+            open_record("p1", Status::Pending, None, MAX_SUBJECTS - 1, true),
+            open_record("p2", Status::Pending, None, 1, false),
+            open_record("p3", Status::Pending, None, 1, true),
+            open_record("p4", Status::Pending, None, 1, true),
+        ]);
+        let ids: Vec<Vec<&str>> = passes
+            .iter()
+            .map(|p| p.iter().map(|r| r.id.as_str()).collect())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                vec!["l1", "f1"],
+                vec!["orphan"],
+                vec!["p1", "p3"],
+                vec!["p2"],
+                vec!["p4"],
+            ]
+        );
+    }
 
     /// A resumed request finds the delete it committed before a crash, with
     /// its counts, instead of deleting (nothing) again.

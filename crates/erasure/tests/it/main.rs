@@ -345,6 +345,78 @@ async fn erasure_reads_only_files_that_may_hold_the_subject() {
     }
 }
 
+/// Requests pending together are erased in one pass: one delete commit per
+/// table for all their subjects, each request with its own signed
+/// certificate naming the pass. A request with another purge setting runs
+/// in a pass of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_requests_are_batched_into_one_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
+    table_of_files(&warehouse, "people", 3, |i| {
+        (0..50).map(|k| format!("p{i}-{k:02}@example.com")).collect()
+    })
+    .await;
+    let erasure = Erasure::open(warehouse.clone(), ErasureConfig::default()).expect("open");
+    let mut ids = Vec::new();
+    for (subject, purge) in [
+        ("p0-01@example.com", true),
+        ("p1-02@example.com", true),
+        ("p2-03@example.com", false),
+    ] {
+        let filed = erasure
+            .submit(NewRequest {
+                subjects: vec![subject.into()],
+                purge: Some(purge),
+                ..NewRequest::default()
+            })
+            .await
+            .expect("submit");
+        ids.push(filed.id);
+    }
+    assert_eq!(erasure.run_pending().await.expect("run"), 3);
+
+    let mut deletes = Vec::new();
+    for (index, id) in ids.iter().enumerate() {
+        let view = erasure.get(id).await.expect("get");
+        assert_eq!(view.status, Status::Done, "{:?}", view.error);
+        let certificate = view.certificate.expect("certificate");
+        assert!(verify_certificate(&certificate, erasure.secrets()));
+        assert_eq!(certificate["request_id"], id.as_str());
+        assert_eq!(certificate["subject_hashes"].as_array().map(Vec::len), Some(1));
+        let batch: Vec<&str> = certificate["batch"]
+            .as_array()
+            .expect("batch")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let people = &certificate["tables"][0];
+        if index < 2 {
+            assert_eq!(batch.len(), 2, "{certificate:#}");
+            assert!(batch.contains(&ids[0].as_str()) && batch.contains(&ids[1].as_str()));
+            assert_eq!(people["rows_deleted"], 2, "{certificate:#}");
+            assert_eq!(people["files_rewritten"], 2, "{certificate:#}");
+        } else {
+            assert!(batch.is_empty(), "{certificate:#}");
+            assert_eq!(people["rows_deleted"], 1, "{certificate:#}");
+        }
+        deletes.push(people["delete_version"].as_u64().expect("delete version"));
+    }
+    // The two batched requests share one delete commit.
+    assert_eq!(deletes[0], deletes[1]);
+    assert_ne!(deletes[0], deletes[2]);
+    let table = warehouse.table("people").await.expect("table");
+    let rows: usize = table
+        .delta()
+        .snapshot()
+        .expect("snapshot")
+        .log_data()
+        .iter()
+        .map(|f| f.num_records().unwrap_or(0))
+        .sum();
+    assert_eq!(rows, 150 - 3);
+}
+
 /// Cost of a batch: 1 subject versus 10,000 in one request, on the same
 /// table (`cargo test --release -p silt-erasure --test it -- --ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread")]
