@@ -23,23 +23,31 @@ use datafusion::logical_expr::{
 
 /// The subjects of one erasure, held in memory only.
 pub(crate) struct Subjects {
-    values: HashSet<String>,
+    // aHash: one lookup per cell of every file read, where SipHash's
+    // flooding resistance buys nothing (the keys are the operator's).
+    values: HashSet<String, ahash::RandomState>,
+    sorted: Vec<String>,
     finder: Option<AhoCorasick>,
 }
 
 impl Subjects {
     /// Builds the set and the substring automaton of `values`.
     pub(crate) fn new(values: &[String]) -> Self {
-        let values: HashSet<String> = values.iter().filter(|v| !v.is_empty()).cloned().collect();
+        let values: HashSet<String, ahash::RandomState> =
+            values.iter().filter(|v| !v.is_empty()).cloned().collect();
         let finder = AhoCorasick::new(values.iter()).ok();
-        Self { values, finder }
+        let mut sorted: Vec<String> = values.iter().cloned().collect();
+        sorted.sort_unstable();
+        Self {
+            values,
+            sorted,
+            finder,
+        }
     }
 
     /// The subjects, sorted (for range checks against column statistics).
-    pub(crate) fn sorted(&self) -> Vec<&str> {
-        let mut sorted: Vec<&str> = self.values.iter().map(String::as_str).collect();
-        sorted.sort_unstable();
-        sorted
+    pub(crate) fn sorted(&self) -> &[String] {
+        &self.sorted
     }
 
     /// Whether `text` is one of the subjects.
@@ -134,19 +142,23 @@ impl SubjectMatch {
 /// so the result has no nulls (a null would make deltalake keep or drop the
 /// row by its own rules).
 pub(crate) fn match_array(subjects: &Subjects, mode: MatchMode, input: &ArrayRef) -> DfResult<BooleanArray> {
-    // Subject columns may be numbers or dates: compare their text form.
-    let text = match input.data_type() {
-        DataType::Utf8 => input.clone(),
-        _ => arrow::compute::cast(input, &DataType::Utf8)?,
-    };
-    let strings = text.as_string::<i32>();
     let hit = |value: &str| match mode {
         MatchMode::Equals => subjects.equals(value),
         MatchMode::Contains => subjects.contained_in(value.as_bytes()),
     };
-    Ok((0..strings.len())
-        .map(|i| Some(!strings.is_null(i) && hit(strings.value(i))))
-        .collect())
+    fn mark<'a>(values: impl Iterator<Item = Option<&'a str>>, hit: impl Fn(&str) -> bool) -> BooleanArray {
+        values.map(|v| Some(v.is_some_and(&hit))).collect()
+    }
+    Ok(match input.data_type() {
+        DataType::Utf8 => mark(input.as_string::<i32>().iter(), hit),
+        DataType::LargeUtf8 => mark(input.as_string::<i64>().iter(), hit),
+        DataType::Utf8View => mark(input.as_string_view().iter(), hit),
+        // Subject columns may be numbers or dates: compare their text form.
+        _ => {
+            let text = arrow::compute::cast(input, &DataType::Utf8)?;
+            mark(text.as_string::<i32>().iter(), hit)
+        }
+    })
 }
 
 /// `silt_erasure_match(c1) OR silt_erasure_match(c2) …` over `columns`.

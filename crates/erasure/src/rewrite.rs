@@ -33,7 +33,7 @@ use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::DeltaOperation;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
@@ -71,6 +71,7 @@ pub(crate) struct Rewritten {
 pub(crate) struct Unsupported(pub(crate) String);
 
 /// One subject column as the rewrite sees it.
+#[derive(Debug, Clone)]
 struct SubjectColumn {
     name: String,
     partition: bool,
@@ -83,7 +84,7 @@ struct SubjectColumn {
 pub(crate) async fn erase_rows(
     table: &Table,
     columns: &[String],
-    subjects: &Subjects,
+    subjects: &Arc<Subjects>,
     metadata: Vec<(String, Value)>,
 ) -> Result<std::result::Result<Rewritten, Unsupported>> {
     let name = table.name();
@@ -132,10 +133,13 @@ pub(crate) async fn erase_rows(
     if columns.is_empty() {
         return Ok(Ok(done));
     }
-    let sorted = subjects.sorted();
     let store = table.delta().log_store().object_store(None);
-    let mut removes = Vec::new();
-    for file in &files {
+    let data_columns: Arc<Vec<SubjectColumn>> =
+        Arc::new(columns.iter().filter(|c| !c.partition).cloned().collect());
+    // Statistics first (no I/O), then the remaining files probed a few at a
+    // time on their own tasks: bloom filters, then their subject columns.
+    let mut probes = Vec::new();
+    for (index, file) in files.iter().enumerate() {
         let partition_values = file.partition_values_map();
         // A subject partition column matches the whole file.
         let whole_file = columns.iter().any(|c| {
@@ -145,52 +149,51 @@ pub(crate) async fn erase_rows(
                     .and_then(Option::as_deref)
                     .is_some_and(|v| subjects.equals(v))
         });
-        let data_columns: Vec<&SubjectColumn> = columns.iter().filter(|c| !c.partition).collect();
         if !whole_file {
             let stats: Value = file
                 .stats()
                 .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or(Value::Null);
-            if !data_columns.iter().any(|c| may_hold(&stats, c, &sorted)) {
+            if !data_columns
+                .iter()
+                .any(|c| may_hold(&stats, c, subjects.sorted()))
+            {
                 done.files_pruned += 1;
                 continue;
             }
         }
+        let (store, path) = (store.clone(), file.object_store_path());
+        let size = u64::try_from(file.size()).unwrap_or_default();
+        let (columns, subjects) = (data_columns.clone(), subjects.clone());
+        probes.push(async move {
+            let probe =
+                tokio::spawn(async move { probe(store, path, size, whole_file, &columns, &subjects).await });
+            (index, probe.await)
+        });
+    }
+    let in_flight = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
+    let mut doomed_files: Vec<(usize, u64, bool)> = Vec::new();
+    let mut probed = futures::stream::iter(probes).buffer_unordered(in_flight);
+    while let Some((index, outcome)) = probed.next().await {
+        match outcome.map_err(|e| step(&e))?.map_err(|e| step(&e))? {
+            Probe::Pruned => done.files_pruned += 1,
+            Probe::Read(0) => done.files_read += 1,
+            Probe::Read(rows) => {
+                done.files_read += 1;
+                doomed_files.push((index, rows, false));
+            }
+            Probe::Whole(rows) => doomed_files.push((index, rows, true)),
+        }
+    }
+    drop(probed);
+    doomed_files.sort_unstable();
+    let data_columns: Vec<&SubjectColumn> = data_columns.iter().collect();
+    let mut removes = Vec::new();
+    for (index, doomed, whole_file) in doomed_files {
+        let file = &files[index];
         let path = file.object_store_path();
-        let reader = ParquetObjectReader::new(store.clone(), path.clone())
-            .with_file_size(u64::try_from(file.size()).unwrap_or_default());
-        let mut builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|e| step(&e))?;
-        let mut doomed = 0u64;
-        if whole_file {
-            doomed = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-        } else {
-            let row_groups = bloom_candidates(&mut builder, &data_columns, &sorted)
-                .await
-                .map_err(|e| step(&e))?;
-            if row_groups.is_empty() {
-                done.files_pruned += 1;
-                continue;
-            }
-            done.files_read += 1;
-            let indices = leaf_indices(&builder, &data_columns);
-            let mask = ProjectionMask::leaves(builder.parquet_schema(), indices);
-            let mut stream = builder
-                .with_row_groups(row_groups)
-                .with_projection(mask)
-                .build()
-                .map_err(|e| step(&e))?;
-            while let Some(batch) = stream.try_next().await.map_err(|e| step(&e))? {
-                doomed += matching(&batch, &data_columns, subjects)
-                    .map_err(|e| step(&e))?
-                    .true_count() as u64;
-            }
-            if doomed == 0 {
-                // A bloom filter's false positive.
-                continue;
-            }
-        }
         done.rows_deleted += doomed;
         done.files_rewritten += 1;
         removes.push(file.remove_action(true));
@@ -293,8 +296,52 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Recor
     )
 }
 
+/// What probing one file found.
+enum Probe {
+    /// Its bloom filters rule every subject out.
+    Pruned,
+    /// Its subject columns were read: this many rows match.
+    Read(u64),
+    /// A subject partition value: all of its rows match.
+    Whole(u64),
+}
+
+/// Bloom filters, then the subject columns, of the file at `path`.
+async fn probe(
+    store: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    size: u64,
+    whole_file: bool,
+    columns: &[SubjectColumn],
+    subjects: &Subjects,
+) -> parquet::errors::Result<Probe> {
+    let reader = ParquetObjectReader::new(store, path).with_file_size(size);
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    if whole_file {
+        let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        return Ok(Probe::Whole(rows));
+    }
+    let columns: Vec<&SubjectColumn> = columns.iter().collect();
+    let row_groups = bloom_candidates(&mut builder, &columns, subjects.sorted()).await?;
+    if row_groups.is_empty() {
+        return Ok(Probe::Pruned);
+    }
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), leaf_indices(&builder, &columns));
+    let mut stream = builder
+        .with_row_groups(row_groups)
+        .with_projection(mask)
+        .build()?;
+    let mut doomed = 0u64;
+    while let Some(batch) = stream.try_next().await? {
+        doomed += matching(&batch, &columns, subjects)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?
+            .true_count() as u64;
+    }
+    Ok(Probe::Read(doomed))
+}
+
 /// Whether a file's statistics leave room for a subject in `column`.
-fn may_hold(stats: &Value, column: &SubjectColumn, sorted: &[&str]) -> bool {
+fn may_hold(stats: &Value, column: &SubjectColumn, sorted: &[String]) -> bool {
     if !column.string {
         return true;
     }
@@ -311,11 +358,11 @@ fn may_hold(stats: &Value, column: &SubjectColumn, sorted: &[&str]) -> bool {
         .as_str()
         .filter(|m| m.chars().count() < MAX_STAT_CHARS);
     // The first subject not below the minimum must not be above the maximum.
-    let first = sorted.partition_point(|s| *s < min);
+    let first = sorted.partition_point(|s| s.as_str() < min);
     match (sorted.get(first), max) {
         (None, _) => false,
         (Some(_), None) => true,
-        (Some(s), Some(max)) => *s <= max,
+        (Some(s), Some(max)) => s.as_str() <= max,
     }
 }
 
@@ -324,7 +371,7 @@ fn may_hold(stats: &Value, column: &SubjectColumn, sorted: &[&str]) -> bool {
 async fn bloom_candidates(
     builder: &mut ParquetRecordBatchStreamBuilder<ParquetObjectReader>,
     columns: &[&SubjectColumn],
-    sorted: &[&str],
+    sorted: &[String],
 ) -> parquet::errors::Result<Vec<usize>> {
     let indices = leaf_indices(builder, columns);
     let strings: Vec<bool> = columns
@@ -341,7 +388,7 @@ async fn bloom_candidates(
                 break;
             }
             match builder.get_row_group_column_bloom_filter(group, *index).await? {
-                Some(filter) if !sorted.iter().any(|s| filter.check(*s)) => {}
+                Some(filter) if !sorted.iter().any(|s| filter.check(s.as_str())) => {}
                 _ => {
                     maybe = true;
                     break;
