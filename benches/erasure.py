@@ -214,7 +214,8 @@ def erase(args, warehouse, subjects, purge):
         "server_ms": (ts(cert["completed_at"]) - ts(cert["received_at"])).total_seconds() * 1000,
         "run_ms": (ts(cert["completed_at"]) - ts(cert["started_at"])).total_seconds() * 1000,
         "rows_deleted": table["rows_deleted"], "files_rewritten": table["files_rewritten"],
-        "files_added": table["files_added"], "files_purged": table["files_purged"],
+        "files_live": table.get("files_live"), "files_pruned": table.get("files_pruned"),
+        "files_read": table.get("files_read"), "files_added": table["files_added"], "files_purged": table["files_purged"],
         "log_entries_expired": table["log_entries_expired"],
         "objects_scanned": table["verification"]["objects_scanned"],
         "bytes_scanned": table["verification"]["bytes_scanned"],
@@ -269,8 +270,8 @@ def report(args, facts, runs, peer, now, info):
         "",
         "## One subject",
         "",
-        "| run | wall ms | server ms | delete ms | purge ms | verify ms | rows deleted | files rewritten | "
-        "files purged | log entries expired | objects scanned | MB scanned |",
+        "| run | wall ms | server ms | delete ms | purge ms | verify ms | rows deleted | files pruned / read "
+        "/ rewritten | files purged | log entries expired | objects scanned | MB scanned |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, label in (("one", "silt, purge"), ("nopurge", "silt, delete only (purge false)"),
@@ -278,7 +279,8 @@ def report(args, facts, runs, peer, now, info):
         r = runs.get(key)
         if r:
             lines.append(f"| {label} | {r['wall_ms']:.0f} | {r['server_ms']:.0f} | {r['delete_ms']} | "
-                         f"{r['purge_ms']} | {r['verify_ms']} | {r['rows_deleted']} | {r['files_rewritten']} | "
+                         f"{r['purge_ms']} | {r['verify_ms']} | {r['rows_deleted']} | "
+                         f"{r['files_pruned']} / {r['files_read']} / {r['files_rewritten']} | "
                          f"{r['files_purged']} | {r['log_entries_expired']} | {r['objects_scanned']} | "
                          f"{r['bytes_scanned'] / 1e6:.0f} |")
     if peer:
