@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayData, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, Schema};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::basic::Type as PhysicalType;
 
 use crate::certificate::Verification;
@@ -122,7 +122,32 @@ fn parquet_footer(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 fn scan_parquet(bytes: Bytes, subjects: &Subjects) -> std::result::Result<u64, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| e.to_string())?;
+    let plain = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| e.to_string())?;
+    // Top-level text columns are read as dictionaries: a dictionary-encoded
+    // column chunk then yields its distinct values once instead of one
+    // string per row, and those are what is searched (a repeated value is
+    // one occurrence). Files whose schema refuses the hint are read plainly.
+    let hinted = Arc::new(Schema::new(
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    f.as_ref().clone().with_data_type(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(DataType::Utf8),
+                    ))
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        bytes,
+        ArrowReaderOptions::new().with_schema(hinted),
+    )
+    .unwrap_or(plain);
     // Only byte-array leaves can hold text; skip decoding numbers and dates.
     let leaves: Vec<usize> = builder
         .parquet_schema()
@@ -143,9 +168,18 @@ fn scan_parquet(bytes: Bytes, subjects: &Subjects) -> std::result::Result<u64, S
     let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
     let reader = builder.with_projection(mask).build().map_err(|e| e.to_string())?;
     let mut found = 0;
+    // Batches of one column chunk share its dictionary: search it once.
+    let mut searched: Vec<ArrayData> = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| e.to_string())?;
         for column in batch.columns() {
+            if let Some(dictionary) = column.as_any_dictionary_opt() {
+                let values = dictionary.values().to_data();
+                if searched.iter().any(|seen| seen.ptr_eq(&values)) {
+                    continue;
+                }
+                searched.push(values);
+            }
             found += scan_array(column, subjects);
         }
     }
@@ -232,6 +266,43 @@ mod tests {
         assert_eq!(
             scan_object("a.json", Bytes::from_static(b"no"), &subjects, &mut report),
             0
+        );
+    }
+
+    /// Text read as dictionaries: a subject in the last of many batches of
+    /// a dictionary-encoded column, and in a plain-encoded one, is found.
+    #[test]
+    fn finds_subjects_late_in_dictionary_and_plain_encoded_columns() {
+        let rows = 20_000;
+        let column = |subject_row: usize, prefix: &str| -> ArrayRef {
+            Arc::new(StringArray::from(
+                (0..rows)
+                    .map(|i| match i == subject_row {
+                        // Sorts inside the column's range: not a min/max statistic.
+                        true => format!("{prefix}3@x"),
+                        false => format!("{prefix}{}", i % 7),
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("dict", DataType::Utf8, true),
+            Field::new("plain", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![column(rows - 1, "v"), column(rows - 2, "w")])
+            .expect("batch");
+        let props = WriterProperties::builder()
+            .set_column_dictionary_enabled("plain".into(), false)
+            .build();
+        let mut buffer = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(props)).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let subjects = Subjects::new(&["v3@x".to_string(), "w3@x".to_string()]);
+        let mut report = Verification::default();
+        assert_eq!(
+            scan_object("d.parquet", Bytes::from(buffer), &subjects, &mut report),
+            2
         );
     }
 
