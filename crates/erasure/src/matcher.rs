@@ -153,6 +153,15 @@ pub(crate) fn match_array(subjects: &Subjects, mode: MatchMode, input: &ArrayRef
         DataType::Utf8 => mark(input.as_string::<i32>().iter(), hit),
         DataType::LargeUtf8 => mark(input.as_string::<i64>().iter(), hit),
         DataType::Utf8View => mark(input.as_string_view().iter(), hit),
+        // Each distinct value once, then every row by its key.
+        DataType::Dictionary(_, _) => {
+            let dictionary = input.as_any_dictionary();
+            let values = match_array(subjects, mode, dictionary.values())?;
+            let keys = dictionary.normalized_keys();
+            (0..input.len())
+                .map(|i| Some(input.is_valid(i) && values.value(keys[i])))
+                .collect()
+        }
         // Subject columns may be numbers or dates: compare their text form.
         _ => {
             let text = arrow::compute::cast(input, &DataType::Utf8)?;
@@ -219,5 +228,21 @@ mod tests {
             BooleanArray::from(vec![true, true, false])
         );
         assert_eq!(subjects.count_in(b"alice and alice, 42"), 3);
+    }
+
+    #[test]
+    fn matches_dictionary_arrays_by_key() {
+        use arrow::array::DictionaryArray;
+        use arrow::datatypes::Int32Type;
+        let subjects = Subjects::new(&["alice".to_string()]);
+        let dictionary: DictionaryArray<Int32Type> =
+            vec![Some("bob"), Some("alice"), None, Some("alice"), Some("carol")]
+                .into_iter()
+                .collect();
+        let input: ArrayRef = Arc::new(dictionary);
+        assert_eq!(
+            match_array(&subjects, MatchMode::Equals, &input).expect("eval"),
+            BooleanArray::from(vec![false, true, false, true, false])
+        );
     }
 }

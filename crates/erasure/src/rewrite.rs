@@ -36,6 +36,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde_json::Value;
 use silt_table::Table;
@@ -296,6 +297,10 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Recor
     )
 }
 
+/// Rows per batch when probing: large, so a column chunk's dictionary is
+/// matched few times.
+const PROBE_BATCH_ROWS: usize = 65_536;
+
 /// What probing one file found.
 enum Probe {
     /// Its bloom filters rule every subject out.
@@ -315,8 +320,37 @@ async fn probe(
     columns: &[SubjectColumn],
     subjects: &Subjects,
 ) -> parquet::errors::Result<Probe> {
-    let reader = ParquetObjectReader::new(store, path).with_file_size(size);
-    let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    let mut reader = ParquetObjectReader::new(store, path).with_file_size(size);
+    let plain = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+    // Subject text columns are read as dictionaries: a dictionary-encoded
+    // chunk is matched once per distinct value, not once per row.
+    let hinted = Arc::new(Schema::new(
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let text = matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                );
+                match text && columns.iter().any(|c| c.name == *f.name()) {
+                    true => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                        Box::new(DataType::Int32),
+                        Box::new(DataType::Utf8),
+                    )),
+                    false => f.as_ref().clone(),
+                }
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let metadata = ArrowReaderMetadata::try_new(
+        plain.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(hinted),
+    )
+    .unwrap_or(plain);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
+        .with_batch_size(PROBE_BATCH_ROWS);
     if whole_file {
         let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
         return Ok(Probe::Whole(rows));
