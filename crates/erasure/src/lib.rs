@@ -1,19 +1,24 @@
 //! silt-erasure owns GDPR/CCPA erasure: requests recorded in the ledger
 //! `_silt_erasures` (salted hashes only; a pending request's subjects sealed
-//! with AES-256-GCM until it completes), one batched DELETE rewrite per table
-//! with subject columns (`silt.erasure.subject_columns`) through a value-free
-//! predicate, the purge of history (VACUUM full with zero retention,
-//! checkpoint, log expiry), byte-level verification of every object under
-//! each table root, and a certificate signed with HMAC-SHA256.
+//! with AES-256-GCM until it completes), pending requests batched into one
+//! pass, one delete rewrite per table with subject columns
+//! (`silt.erasure.subject_columns`) that reads only files whose statistics
+//! and bloom filters allow a subject and commits no predicate, the purge of
+//! history (VACUUM full with zero retention, checkpoint, log expiry) while
+//! the table's writers wait, byte-level verification of every object under
+//! each table root, and a certificate signed with HMAC-SHA256 per request.
 //!
 //! ```text
 //!  submit ─▶ ledger row {id, HMAC(subject)…, sealed subjects, pending}
-//!  worker ─▶ per table: DELETE WHERE silt_erasure_match(col)   (one rewrite)
-//!                        └▶ VACUUM (0 h, full) ─▶ checkpoint ─▶ expire older log entries
-//!         ─▶ dead letters: DELETE WHERE silt_erasure_contains(raw) ─▶ purge
+//!  worker ─▶ pass = pending requests with the same tables and purge
+//!         ─▶ per table (write gate held alone):
+//!              prune by stats + bloom ─▶ read subject columns ─▶ rewrite files with matches
+//!              (one DELETE commit, no predicate)            rewrite.rs
+//!              └▶ VACUUM (0 h, full) ─▶ checkpoint ─▶ expire older log entries   purge.rs
+//!         ─▶ dead letters: same rewrite, `raw` searched for any subject (no pruning)
 //!         ─▶ verify: every object under every root (Parquet decoded, logs as bytes)
-//!         ─▶ certificate (signed) ─▶ ledger row {done|failed}, sealed subjects dropped,
-//!            ledger compacted and purged
+//!         ─▶ certificate per request (signed) ─▶ ledger rows {done|failed}, sealed
+//!            subjects dropped, ledger compacted and purged
 //! ```
 //!
 //! ```no_run

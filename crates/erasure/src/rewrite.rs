@@ -81,10 +81,13 @@ struct SubjectColumn {
     string: bool,
 }
 
-/// Deletes every row whose subject column equals a subject, in one commit.
+/// Deletes every row whose subject column equals a subject (`Equals`), or
+/// whose text contains one (`Contains`: the dead letters' raw rows, which
+/// no statistic or bloom filter can prune), in one commit.
 pub(crate) async fn erase_rows(
     table: &Table,
     columns: &[String],
+    mode: MatchMode,
     subjects: &Arc<Subjects>,
     metadata: Vec<(String, Value)>,
 ) -> Result<std::result::Result<Rewritten, Unsupported>> {
@@ -148,7 +151,10 @@ pub(crate) async fn erase_rows(
                 && partition_values
                     .get(&c.name)
                     .and_then(Option::as_deref)
-                    .is_some_and(|v| subjects.equals(v))
+                    .is_some_and(|v| match mode {
+                        MatchMode::Equals => subjects.equals(v),
+                        MatchMode::Contains => subjects.contained_in(v.as_bytes()),
+                    })
         });
         if !whole_file {
             let stats: Value = file
@@ -157,7 +163,7 @@ pub(crate) async fn erase_rows(
                 .unwrap_or(Value::Null);
             if !data_columns
                 .iter()
-                .any(|c| may_hold(&stats, c, subjects.sorted()))
+                .any(|c| mode == MatchMode::Contains || may_hold(&stats, c, subjects.sorted()))
             {
                 done.files_pruned += 1;
                 continue;
@@ -168,7 +174,9 @@ pub(crate) async fn erase_rows(
         let (columns, subjects) = (data_columns.clone(), subjects.clone());
         probes.push(async move {
             let probe =
-                tokio::spawn(async move { probe(store, path, size, whole_file, &columns, &subjects).await });
+                tokio::spawn(
+                    async move { probe(store, path, size, whole_file, mode, &columns, &subjects).await },
+                );
             (index, probe.await)
         });
     }
@@ -221,7 +229,7 @@ pub(crate) async fn erase_rows(
             .and_then(|b| b.build())
             .map_err(|e| step(&e))?;
         while let Some(batch) = stream.try_next().await.map_err(|e| step(&e))? {
-            let keep = boolean::not(&matching(&batch, &data_columns, subjects).map_err(|e| step(&e))?)
+            let keep = boolean::not(&matching(&batch, &data_columns, mode, subjects).map_err(|e| step(&e))?)
                 .map_err(|e| step(&e))?;
             let kept = filter_record_batch(&batch, &keep).map_err(|e| step(&e))?;
             // The file's own Arrow types (Utf8View…) or an older schema
@@ -317,6 +325,7 @@ async fn probe(
     path: object_store::path::Path,
     size: u64,
     whole_file: bool,
+    mode: MatchMode,
     columns: &[SubjectColumn],
     subjects: &Subjects,
 ) -> parquet::errors::Result<Probe> {
@@ -356,7 +365,11 @@ async fn probe(
         return Ok(Probe::Whole(rows));
     }
     let columns: Vec<&SubjectColumn> = columns.iter().collect();
-    let row_groups = bloom_candidates(&mut builder, &columns, subjects.sorted()).await?;
+    // Bloom filters answer "equals", never "contains".
+    let row_groups = match mode {
+        MatchMode::Equals => bloom_candidates(&mut builder, &columns, subjects.sorted()).await?,
+        MatchMode::Contains => (0..builder.metadata().num_row_groups()).collect(),
+    };
     if row_groups.is_empty() {
         return Ok(Probe::Pruned);
     }
@@ -367,7 +380,7 @@ async fn probe(
         .build()?;
     let mut doomed = 0u64;
     while let Some(batch) = stream.try_next().await? {
-        doomed += matching(&batch, &columns, subjects)
+        doomed += matching(&batch, &columns, mode, subjects)
             .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?
             .true_count() as u64;
     }
@@ -455,16 +468,17 @@ fn leaf_indices(
     columns.iter().filter_map(|c| leaf_index(builder, c)).collect()
 }
 
-/// Rows of `batch` where any subject column equals a subject.
+/// Rows of `batch` where any subject column matches a subject (per `mode`).
 fn matching(
     batch: &RecordBatch,
     columns: &[&SubjectColumn],
+    mode: MatchMode,
     subjects: &Subjects,
 ) -> datafusion::common::Result<BooleanArray> {
     let mut hits = BooleanArray::from(vec![false; batch.num_rows()]);
     for column in columns {
         if let Some(array) = batch.column_by_name(&column.name) {
-            hits = boolean::or(&hits, &match_array(subjects, MatchMode::Equals, array)?)?;
+            hits = boolean::or(&hits, &match_array(subjects, mode, array)?)?;
         }
     }
     Ok(hits)

@@ -705,35 +705,33 @@ impl Erasure {
             .filter(|c| schema.field_with_name(c).is_ok())
             .cloned()
             .collect();
-        if mode == MatchMode::Equals {
-            let metadata = vec![
-                ("silt.erasure.id".to_string(), serde_json::json!(record.id)),
-                (
-                    "silt.erasure.subjects".to_string(),
-                    serde_json::json!(subject_count),
-                ),
-            ];
-            match erase_rows(&table, &present, subjects, metadata).await? {
-                Ok(done) => {
-                    report.delete_version = done.version;
-                    report.version_after = done.version.unwrap_or(version_before);
-                    report.rows_deleted = done.rows_deleted;
-                    report.files_live = done.files_live;
-                    report.files_pruned = done.files_pruned;
-                    report.files_read = done.files_read;
-                    report.files_rewritten = done.files_rewritten;
-                    report.files_added = done.files_added;
-                    report.timings_ms.delete_ms = clock.elapsed().as_millis() as u64;
-                    tracing::info!(erasure = %record.id, table = name, rows = report.rows_deleted,
-                        files_live = done.files_live, files_pruned = done.files_pruned,
-                        files_read = done.files_read, files_rewritten = done.files_rewritten,
-                        "erasure delete committed");
-                    return Ok(report);
-                }
-                Err(Unsupported(reason)) => {
-                    tracing::info!(erasure = %record.id, table = name, %reason,
-                        "erasure falls back to deltalake DELETE (no file pruning)");
-                }
+        let metadata = vec![
+            ("silt.erasure.id".to_string(), serde_json::json!(record.id)),
+            (
+                "silt.erasure.subjects".to_string(),
+                serde_json::json!(subject_count),
+            ),
+        ];
+        match erase_rows(&table, &present, mode, subjects, metadata).await? {
+            Ok(done) => {
+                report.delete_version = done.version;
+                report.version_after = done.version.unwrap_or(version_before);
+                report.rows_deleted = done.rows_deleted;
+                report.files_live = done.files_live;
+                report.files_pruned = done.files_pruned;
+                report.files_read = done.files_read;
+                report.files_rewritten = done.files_rewritten;
+                report.files_added = done.files_added;
+                report.timings_ms.delete_ms = clock.elapsed().as_millis() as u64;
+                tracing::info!(erasure = %record.id, table = name, rows = report.rows_deleted,
+                    files_live = done.files_live, files_pruned = done.files_pruned,
+                    files_read = done.files_read, files_rewritten = done.files_rewritten,
+                    "erasure delete committed");
+                return Ok(report);
+            }
+            Err(Unsupported(reason)) => {
+                tracing::info!(erasure = %record.id, table = name, %reason,
+                    "erasure falls back to deltalake DELETE (no file pruning)");
             }
         }
         let Some(expr) = predicate(subjects, &present, mode) else {

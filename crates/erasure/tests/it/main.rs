@@ -341,6 +341,7 @@ async fn erasure_reads_only_files_that_may_hold_the_subject() {
             .expect("commit");
         assert!(log.contains(&filed.id), "{log}");
         assert!(log.contains("\"DELETE\""), "{log}");
+        assert!(!log.contains("predicate"), "{log}");
         assert!(!log.contains("r3-0005") && !log.contains("mid-subject"), "{log}");
     }
 }
