@@ -134,6 +134,28 @@ impl SiltFlight {
         Response::new(Box::pin(stream))
     }
 
+    /// An update statement (plain or prepared) from the caller of `request`:
+    /// authorized by the role the statement needs, run, logged once with its
+    /// literals redacted.
+    async fn logged_update<T>(
+        &self,
+        command: &'static str,
+        sql: &str,
+        request: &Request<T>,
+    ) -> Result<i64, Status> {
+        let log = StatementLog::start("flight", command, sql);
+        let mut required_role = None;
+        let result = async {
+            let access = silt_sql::required_access(sql).map_err(sql_status)?;
+            required_role = Some(role_for(access));
+            self.authorize(request, role_for(access))?;
+            self.execute_update(sql).await
+        }
+        .await;
+        log.finish_flight(required_role, &result);
+        result
+    }
+
     /// Runs a statement for its effect; the answer's `num_affected_rows`
     /// (DML) or 0.
     async fn execute_update(&self, sql: &str) -> Result<i64, Status> {
@@ -345,17 +367,8 @@ impl FlightSqlService for SiltFlight {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let statement = self.prepared(&query.prepared_statement_handle)?;
-        let log = StatementLog::start("flight", "prepared_update", &statement.sql);
-        let mut required_role = None;
-        let result = async {
-            let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
-            required_role = Some(role_for(access));
-            self.authorize(&request, role_for(access))?;
-            self.execute_update(&statement.sql).await
-        }
-        .await;
-        log.finish_flight(required_role, &result);
-        result
+        self.logged_update("prepared_update", &statement.sql, &request)
+            .await
     }
 
     async fn do_get_statement(
@@ -386,17 +399,8 @@ impl FlightSqlService for SiltFlight {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let log = StatementLog::start("flight", "statement_update", &command.query);
-        let mut required_role = None;
-        let result = async {
-            let access = silt_sql::required_access(&command.query).map_err(sql_status)?;
-            required_role = Some(role_for(access));
-            self.authorize(&request, role_for(access))?;
-            self.execute_update(&command.query).await
-        }
-        .await;
-        log.finish_flight(required_role, &result);
-        result
+        self.logged_update("statement_update", &command.query, &request)
+            .await
     }
 
     async fn do_action_create_prepared_statement(

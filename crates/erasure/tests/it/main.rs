@@ -432,33 +432,12 @@ async fn batch_of_10000_subjects_costs_about_as_much_as_one() {
     for (subjects, present) in [(1usize, 1usize), (10_000, 1), (10_000, 10_000)] {
         let dir = tempfile::tempdir().expect("tempdir");
         let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
-        let mut properties = HashMap::new();
-        properties.insert("silt.erasure.subject_columns".to_string(), "email".to_string());
-        let mut table = warehouse
-            .create_table(
-                "big",
-                TableSpec {
-                    schema: schema(),
-                    partition_columns: vec![],
-                    properties,
-                    if_not_exists: false,
-                },
-            )
-            .await
-            .expect("create");
-        for file in 0..FILES {
-            let ids: Vec<i64> = (file * ROWS_PER_FILE..(file + 1) * ROWS_PER_FILE).collect();
-            let emails: Vec<String> = ids.iter().map(|i| format!("user{i}@example.com")).collect();
-            let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
-            table
-                .write(
-                    vec![batch(&ids, &refs)],
-                    WriteMode::Append,
-                    CommitOptions::default(),
-                )
-                .await
-                .expect("write");
-        }
+        table_of_files(&warehouse, "big", FILES, |file| {
+            (file * ROWS_PER_FILE..(file + 1) * ROWS_PER_FILE)
+                .map(|i| format!("user{i}@example.com"))
+                .collect()
+        })
+        .await;
         let erasure = Erasure::open(
             warehouse.clone(),
             ErasureConfig {
