@@ -474,11 +474,10 @@ impl Erasure {
             // purge's zero-retention VACUUM must not delete the data file of
             // a write that has not committed yet, and the delete's rewrite
             // then never loses a commit race to an append.
-            let _exclusive = match step.deleted && (step.purged || !record.purge) {
-                true => None,
-                false => Some(self.warehouse.table(name).await?.exclusive_write_gate().await),
-            };
+            // (Released during the configured pauses between steps: the
+            // purge takes it again and waits for writes begun meanwhile.)
             if !step.deleted {
+                let exclusive = self.warehouse.table(name).await?.exclusive_write_gate().await;
                 step.report = self
                     .delete(&record, subject_count, resumed, name, columns, *mode, &subjects)
                     .await?;
@@ -486,9 +485,11 @@ impl Erasure {
                 progress.tables.insert(name.clone(), step.clone());
                 record.results = serde_json::to_value(&progress).ok();
                 self.ledger.update(&mut record).await?;
+                drop(exclusive);
                 self.pause().await;
             }
             if record.purge && !step.purged {
+                let exclusive = self.warehouse.table(name).await?.exclusive_write_gate().await;
                 let clock = Instant::now();
                 let mut table = self.warehouse.table(name).await?;
                 // Recorded before the purge so time travel into the purged
@@ -530,6 +531,7 @@ impl Erasure {
                 self.ledger.update(&mut record).await?;
                 tracing::info!(erasure = %record.id, table = %name, files = purged.files_purged,
                     log_entries = purged.log_entries_expired, "purged table history");
+                drop(exclusive);
                 self.pause().await;
             }
         }
