@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use silt_erasure::{Erasure, ErasureConfig, NewRequest, Status};
 use silt_table::{ErrorKind, Warehouse};
 
-use super::remote_ingest::kind_of;
+use super::remote::{self, NoDetail};
 use crate::failure::Failure;
 
 /// What `silt erase` was asked.
@@ -77,7 +77,7 @@ pub(super) async fn run_remote(server: &str, token: Option<&str>, args: EraseArg
         "purge": args.purge,
         "request_id": args.request_id,
     });
-    let accepted = send(client.post(&base).json(&body), token, &base).await?;
+    let accepted = send_json(client.post(&base).json(&body), token, &base).await?;
     let Some(id) = accepted["id"].as_str().map(str::to_string) else {
         return Err(Failure::new(
             ErrorKind::Internal,
@@ -91,7 +91,7 @@ pub(super) async fn run_remote(server: &str, token: Option<&str>, args: EraseArg
     eprintln!("erasure {id} filed; waiting for it to finish");
     let url = format!("{base}/{id}");
     loop {
-        let doc = send(client.get(&url), token, &url).await?;
+        let doc = send_json(client.get(&url), token, &url).await?;
         if matches!(doc["status"].as_str(), Some("done") | Some("failed")) {
             print(&doc);
             return check(&doc);
@@ -100,27 +100,12 @@ pub(super) async fn run_remote(server: &str, token: Option<&str>, args: EraseArg
     }
 }
 
-async fn send(request: reqwest::RequestBuilder, token: Option<&str>, url: &str) -> Result<Value, Failure> {
-    let request = match token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot reach {url}: {e}")))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Failure::new(ErrorKind::Internal, format!("answer from {url} cut short: {e}")))?;
-    let doc: Value = serde_json::from_slice(&body).unwrap_or_default();
-    if !status.is_success() {
-        let detail = doc["detail"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{url} answered {status}"));
-        return Err(Failure::new(kind_of(status.as_u16()), detail));
-    }
-    Ok(doc)
+/// Sends `request` and reads its JSON answer (null if it is not JSON).
+async fn send_json(
+    request: reqwest::RequestBuilder,
+    token: Option<&str>,
+    url: &str,
+) -> Result<Value, Failure> {
+    let body = remote::send(request, token, url, NoDetail::Status).await?;
+    Ok(serde_json::from_slice(&body).unwrap_or_default())
 }

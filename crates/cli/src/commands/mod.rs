@@ -2,6 +2,7 @@
 
 mod erase;
 mod ingest;
+mod remote;
 mod remote_ingest;
 mod remote_sql;
 mod serve;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use silt_ingest::Format;
 use silt_table::ErrorKind;
 
+use super::remote;
 use crate::failure::Failure;
 
 /// Where and as whom files are pushed.
@@ -101,17 +102,14 @@ async fn send(
     let mut delay = Duration::from_millis(200);
     let mut last = (ErrorKind::Internal, "no attempt made".to_string());
     for _ in 0..ATTEMPTS {
-        let mut request = client
+        let request = client
             .post(url)
             .query(&[("create", create), ("evolve", evolve)])
             .header("content-type", content_type)
             .header("silt-producer-id", producer)
             .header("silt-sequence", sequence.to_string())
             .body(body.clone());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        match request.send().await {
+        match remote::authorize(request, token).send().await {
             Ok(response) => {
                 let status = response.status();
                 let retry_after = response
@@ -124,8 +122,8 @@ async fn send(
                 if status.is_success() {
                     return Ok(doc);
                 }
-                let detail = doc["detail"].as_str().map(str::to_string).unwrap_or(text);
-                let kind = kind_of(status.as_u16());
+                let detail = remote::problem_detail(&doc).unwrap_or(text);
+                let kind = remote::kind_of(status);
                 if status.as_u16() != 429 && !status.is_server_error() {
                     return Err((kind, detail));
                 }
@@ -134,29 +132,12 @@ async fn send(
                     delay = Duration::from_secs(seconds.min(30));
                 }
             }
-            Err(error) => last = (ErrorKind::Internal, format!("cannot reach {url}: {error}")),
+            Err(error) => last = (ErrorKind::Internal, remote::unreachable(url, &error)),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(10));
     }
     Err(last)
-}
-
-/// The error kind of an HTTP status from silt.
-pub(super) fn kind_of(status: u16) -> ErrorKind {
-    match status {
-        401 => ErrorKind::Unauthenticated,
-        403 => ErrorKind::Forbidden,
-        404 => ErrorKind::NotFound,
-        408 => ErrorKind::Timeout,
-        409 => ErrorKind::Conflict,
-        413 => ErrorKind::TooLarge,
-        415 => ErrorKind::UnsupportedMediaType,
-        422 => ErrorKind::InvalidRows,
-        429 => ErrorKind::Overloaded,
-        400..=499 => ErrorKind::InvalidInput,
-        _ => ErrorKind::Internal,
-    }
 }
 
 /// A producer id that is the same for the same table and files (path,

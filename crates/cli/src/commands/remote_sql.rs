@@ -7,7 +7,7 @@ use silt_sql::{OutputFormat, StatementOutput};
 use silt_table::ErrorKind;
 
 use super::print_outputs;
-use super::remote_ingest::kind_of;
+use super::remote::{self, NoDetail};
 use crate::failure::Failure;
 
 pub(super) async fn run(
@@ -26,32 +26,13 @@ pub(super) async fn run(
             OutputFormat::Json => "application/json",
             OutputFormat::Ndjson => "application/x-ndjson",
         };
-        let mut request = client
+        let request = client
             .post(&url)
             .header("accept", accept)
             .json(&serde_json::json!({ "sql": statement }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot reach {url}: {e}")))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::new(ErrorKind::Internal, format!("answer from {url} cut short: {e}")))?;
-        if !status.is_success() {
-            let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let detail = doc["detail"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(Failure::new(kind_of(status.as_u16()), detail));
-        }
+        let body = remote::send(request, token, &url, NoDetail::Body).await?;
         if format == OutputFormat::Table {
-            let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body.to_vec()), None)
+            let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
                 .map_err(|e| Failure::new(ErrorKind::Internal, format!("bad Arrow answer: {e}")))?;
             let schema = reader.schema();
             let batches = reader
