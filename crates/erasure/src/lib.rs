@@ -42,6 +42,7 @@ mod ledger;
 mod matcher;
 mod observer;
 mod purge;
+mod reading;
 mod rewrite;
 mod secrets;
 mod service;

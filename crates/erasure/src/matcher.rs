@@ -60,6 +60,14 @@ impl Subjects {
         self.finder.as_ref().is_some_and(|f| f.is_match(text))
     }
 
+    /// Whether `text` matches per `mode`: is a subject, or contains one.
+    pub(crate) fn matches(&self, mode: MatchMode, text: &str) -> bool {
+        match mode {
+            MatchMode::Equals => self.equals(text),
+            MatchMode::Contains => self.contained_in(text.as_bytes()),
+        }
+    }
+
     /// How many times any subject occurs in `bytes`.
     pub(crate) fn count_in(&self, bytes: &[u8]) -> u64 {
         self.finder
@@ -142,10 +150,7 @@ impl SubjectMatch {
 /// so the result has no nulls (a null would make deltalake keep or drop the
 /// row by its own rules).
 pub(crate) fn match_array(subjects: &Subjects, mode: MatchMode, input: &ArrayRef) -> DfResult<BooleanArray> {
-    let hit = |value: &str| match mode {
-        MatchMode::Equals => subjects.equals(value),
-        MatchMode::Contains => subjects.contained_in(value.as_bytes()),
-    };
+    let hit = |value: &str| subjects.matches(mode, value);
     fn mark<'a>(values: impl Iterator<Item = Option<&'a str>>, hit: impl Fn(&str) -> bool) -> BooleanArray {
         values.map(|v| Some(v.is_some_and(&hit))).collect()
     }

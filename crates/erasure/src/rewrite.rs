@@ -43,6 +43,7 @@ use silt_table::Table;
 
 use crate::error::{ErasureError, Result};
 use crate::matcher::{MatchMode, Subjects, match_array};
+use crate::reading::{in_flight, text_as_dictionaries};
 
 /// Delta truncates string statistics (Spark to 32 characters); a maximum
 /// that long may be a cut prefix and is no upper bound.
@@ -151,10 +152,7 @@ pub(crate) async fn erase_rows(
                 && partition_values
                     .get(&c.name)
                     .and_then(Option::as_deref)
-                    .is_some_and(|v| match mode {
-                        MatchMode::Equals => subjects.equals(v),
-                        MatchMode::Contains => subjects.contained_in(v.as_bytes()),
-                    })
+                    .is_some_and(|v| subjects.matches(mode, v))
         });
         if !whole_file {
             let stats: Value = file
@@ -180,11 +178,8 @@ pub(crate) async fn erase_rows(
             (index, probe.await)
         });
     }
-    let in_flight = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, 8);
     let mut doomed_files: Vec<(usize, u64, bool)> = Vec::new();
-    let mut probed = futures::stream::iter(probes).buffer_unordered(in_flight);
+    let mut probed = futures::stream::iter(probes).buffer_unordered(in_flight());
     while let Some((index, outcome)) = probed.next().await {
         match outcome.map_err(|e| step(&e))?.map_err(|e| step(&e))? {
             Probe::Pruned => done.files_pruned += 1,
@@ -199,17 +194,18 @@ pub(crate) async fn erase_rows(
     drop(probed);
     doomed_files.sort_unstable();
     let data_columns: Vec<&SubjectColumn> = data_columns.iter().collect();
+    // Every removal and every rewrite's partition values before any file is
+    // written: a table this cannot handle must leave nothing behind.
     let mut removes = Vec::new();
+    let mut rewrites = Vec::new();
     for (index, doomed, whole_file) in doomed_files {
         let file = &files[index];
-        let path = file.object_store_path();
         done.rows_deleted += doomed;
         done.files_rewritten += 1;
         removes.push(file.remove_action(true));
         if whole_file {
             continue;
         }
-        // Rewrite the file without the matching rows, under its partition.
         let partition_scalars: IndexMap<String, _> = match file.partition_values() {
             Some(values) => values
                 .fields()
@@ -222,6 +218,11 @@ pub(crate) async fn erase_rows(
         if partition_scalars.len() != partitions.len() {
             return Ok(Err(Unsupported("partition values not parsed".into())));
         }
+        rewrites.push((file, partition_scalars));
+    }
+    // Each file rewritten without the matching rows, under its partition.
+    for (file, partition_scalars) in rewrites {
+        let path = file.object_store_path();
         let reader = ParquetObjectReader::new(store.clone(), path)
             .with_file_size(u64::try_from(file.size()).unwrap_or_default());
         let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
@@ -331,39 +332,14 @@ async fn probe(
 ) -> parquet::errors::Result<Probe> {
     let mut reader = ParquetObjectReader::new(store, path).with_file_size(size);
     let plain = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
-    // Subject text columns are read as dictionaries: a dictionary-encoded
-    // chunk is matched once per distinct value, not once per row.
-    let hinted = Arc::new(Schema::new(
-        plain
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                let text = matches!(
-                    f.data_type(),
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                );
-                match text && columns.iter().any(|c| c.name == *f.name()) {
-                    true => f.as_ref().clone().with_data_type(DataType::Dictionary(
-                        Box::new(DataType::Int32),
-                        Box::new(DataType::Utf8),
-                    )),
-                    false => f.as_ref().clone(),
-                }
-            })
-            .collect::<Vec<_>>(),
-    ));
-    let metadata = ArrowReaderMetadata::try_new(
-        plain.metadata().clone(),
-        ArrowReaderOptions::new().with_schema(hinted),
-    )
-    .unwrap_or(plain);
-    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
-        .with_batch_size(PROBE_BATCH_ROWS);
     if whole_file {
-        let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let rows = u64::try_from(plain.metadata().file_metadata().num_rows()).unwrap_or(0);
         return Ok(Probe::Whole(rows));
     }
+    // Subject text columns as dictionaries: matched once per distinct value.
+    let metadata = text_as_dictionaries(plain, |f| columns.iter().any(|c| c.name == *f.name()));
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata)
+        .with_batch_size(PROBE_BATCH_ROWS);
     let columns: Vec<&SubjectColumn> = columns.iter().collect();
     // Bloom filters answer "equals", never "contains".
     let row_groups = match mode {

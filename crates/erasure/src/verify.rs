@@ -7,17 +7,20 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayData, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::DataType;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::Type as PhysicalType;
 
 use crate::certificate::Verification;
 use crate::error::{ErasureError, Result};
 use crate::matcher::Subjects;
+use crate::reading::{in_flight, text_as_dictionaries};
 
 /// Scans every object of `store` (rooted at a table) for the subjects.
 /// `label` names the root in errors.
@@ -37,16 +40,13 @@ pub(crate) async fn scan_store(
 
 /// Scans the objects at `paths`, a few at a time: each is fetched whole and
 /// searched on a blocking thread, so verification uses every core and holds
-/// at most [`IN_FLIGHT`] objects in memory.
+/// at most [`crate::reading::MAX_IN_FLIGHT`] objects in memory.
 pub(crate) async fn scan_objects(
     store: Arc<dyn ObjectStore>,
     paths: Vec<object_store::path::Path>,
     subjects: &Arc<Subjects>,
     label: &str,
 ) -> Result<Verification> {
-    let in_flight = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, IN_FLIGHT);
     let scans = futures::stream::iter(paths)
         .map(|path| {
             let store = store.clone();
@@ -68,7 +68,7 @@ pub(crate) async fn scan_objects(
                 Ok::<_, object_store::Error>((scanned, size))
             }
         })
-        .buffer_unordered(in_flight);
+        .buffer_unordered(in_flight());
     futures::pin_mut!(scans);
     let mut report = Verification::default();
     while let Some(scanned) = scans.next().await {
@@ -84,9 +84,6 @@ pub(crate) async fn scan_objects(
     report.paths_with_occurrences.sort();
     Ok(report)
 }
-
-/// Most objects verified at once.
-const IN_FLIGHT: usize = 8;
 
 /// Occurrences in one object. Parquet files are decoded and every string or
 /// binary value searched; of their raw bytes only the footer (schema,
@@ -122,32 +119,11 @@ fn parquet_footer(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 fn scan_parquet(bytes: Bytes, subjects: &Subjects) -> std::result::Result<u64, String> {
-    let plain = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| e.to_string())?;
-    // Top-level text columns are read as dictionaries: a dictionary-encoded
-    // column chunk then yields its distinct values once instead of one
-    // string per row, and those are what is searched (a repeated value is
-    // one occurrence). Files whose schema refuses the hint are read plainly.
-    let hinted = Arc::new(Schema::new(
-        plain
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                    f.as_ref().clone().with_data_type(DataType::Dictionary(
-                        Box::new(DataType::Int32),
-                        Box::new(DataType::Utf8),
-                    ))
-                }
-                _ => f.as_ref().clone(),
-            })
-            .collect::<Vec<_>>(),
-    ));
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
-        bytes,
-        ArrowReaderOptions::new().with_schema(hinted),
-    )
-    .unwrap_or(plain);
+    // The footer is parsed once; top-level text is read as dictionaries
+    // (see `reading`), so a repeated value is searched, and counted, once.
+    let plain = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(|e| e.to_string())?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, text_as_dictionaries(plain, |_| true));
     // Only byte-array leaves can hold text; skip decoding numbers and dates.
     let leaves: Vec<usize> = builder
         .parquet_schema()
