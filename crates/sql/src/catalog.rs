@@ -9,10 +9,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider,
+    TableProvider,
+};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
 use silt_table::{Table, TableError, Warehouse};
+
+use crate::engine::{CATALOG, SCHEMA};
 
 /// Separator between a table name and its pinned version in rewritten SQL.
 /// `@` cannot occur in a table name (see `validate_table_name`).
@@ -31,6 +36,15 @@ pub(crate) struct StatementSchema {
     /// pushdown, view types) and register object stores in its runtime.
     session: Arc<SessionState>,
     resolved: Mutex<HashMap<String, Table>>,
+}
+
+/// `schema` as the only catalog of a statement's session: `silt.public`.
+pub(crate) fn statement_catalogs(schema: &Arc<StatementSchema>) -> DfResult<Arc<MemoryCatalogProviderList>> {
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema(SCHEMA, schema.clone())?;
+    let catalogs = MemoryCatalogProviderList::new();
+    catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
+    Ok(Arc::new(catalogs))
 }
 
 impl StatementSchema {

@@ -12,9 +12,6 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
@@ -32,9 +29,8 @@ use deltalake::delta_datafusion::planner::DeltaPlanner;
 use deltalake::kernel::transaction::CommitProperties;
 use silt_table::{Table, TableError};
 
-use crate::catalog::StatementSchema;
+use crate::catalog::{StatementSchema, statement_catalogs};
 use crate::ddl::{sql_type_name, table_name};
-use crate::engine::{CATALOG, SCHEMA};
 use crate::error::{Result, SqlError};
 
 /// Row counts of one statement that changed a table.
@@ -64,14 +60,8 @@ pub(crate) struct Change {
 /// A session over the statement's catalog that can also plan deltalake's
 /// operation nodes (its metric observers need `DeltaPlanner`).
 pub(crate) fn dml_session(base: &SessionState, schema: &Arc<StatementSchema>) -> Result<SessionState> {
-    let catalog = MemoryCatalogProvider::new();
-    catalog
-        .register_schema(SCHEMA, schema.clone())
-        .map_err(SqlError::from)?;
-    let catalogs = MemoryCatalogProviderList::new();
-    catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
     Ok(SessionStateBuilder::new_from_existing(base.clone())
-        .with_catalog_list(Arc::new(catalogs))
+        .with_catalog_list(statement_catalogs(schema)?)
         .with_query_planner(DeltaPlanner::new())
         .build())
 }

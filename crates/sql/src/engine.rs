@@ -5,9 +5,6 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Int64Array, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::catalog::{
-    CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
-};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
@@ -19,7 +16,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
 use silt_table::Warehouse;
 
-use crate::catalog::StatementSchema;
+use crate::catalog::{StatementSchema, statement_catalogs};
 use crate::ddl::{create_table_spec, table_name};
 use crate::dml::{self, RowCounts};
 use crate::error::{Result, SqlError};
@@ -239,14 +236,8 @@ impl Engine {
         params: Vec<ScalarValue>,
     ) -> Result<DataFrame> {
         pin_versions(&mut statement, schema).await?;
-        let catalog = MemoryCatalogProvider::new();
-        catalog
-            .register_schema(SCHEMA, schema.clone())
-            .map_err(SqlError::from)?;
-        let catalogs = MemoryCatalogProviderList::new();
-        catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
-            .with_catalog_list(Arc::new(catalogs))
+            .with_catalog_list(statement_catalogs(schema)?)
             .build();
         let mut plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
