@@ -48,20 +48,7 @@ fn grep_dir(dir: &Path, needle: &[u8], hits: &mut Vec<String>) {
 async fn erases_purges_verifies_and_signs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
-    let mut properties = HashMap::new();
-    properties.insert("silt.erasure.subject_columns".to_string(), "email".to_string());
-    let mut table = warehouse
-        .create_table(
-            "people",
-            TableSpec {
-                schema: schema(),
-                partition_columns: vec![],
-                properties,
-                if_not_exists: false,
-            },
-        )
-        .await
-        .expect("create");
+    let mut table = subject_table(&warehouse, "people", &[]).await;
     for (ids, emails) in [
         (vec![1, 2], vec![ALICE, "bob@example.com"]),
         (vec![3, 4], vec!["carol@example.com", ALICE]),
@@ -154,20 +141,7 @@ async fn erases_purges_verifies_and_signs() {
 async fn erases_a_partition_named_after_the_subject() {
     let dir = tempfile::tempdir().expect("tempdir");
     let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
-    let mut properties = HashMap::new();
-    properties.insert("silt.erasure.subject_columns".to_string(), "email".to_string());
-    let mut table = warehouse
-        .create_table(
-            "by_email",
-            TableSpec {
-                schema: schema(),
-                partition_columns: vec!["email".to_string()],
-                properties,
-                if_not_exists: false,
-            },
-        )
-        .await
-        .expect("create");
+    let mut table = subject_table(&warehouse, "by_email", &["email"]).await;
     table
         .write(
             vec![batch(&[1, 2, 3], &[ALICE, "bob@example.com", ALICE])],
@@ -202,6 +176,23 @@ async fn erases_a_partition_named_after_the_subject() {
     assert!(dir.path().join(silt_erasure::KEY_FILE).exists());
 }
 
+/// A new table of [`schema`] whose subject column is `email`.
+async fn subject_table(warehouse: &Warehouse, name: &str, partition_columns: &[&str]) -> silt_table::Table {
+    let properties = HashMap::from([("silt.erasure.subject_columns".to_string(), "email".to_string())]);
+    warehouse
+        .create_table(
+            name,
+            TableSpec {
+                schema: schema(),
+                partition_columns: partition_columns.iter().map(|c| c.to_string()).collect(),
+                properties,
+                if_not_exists: false,
+            },
+        )
+        .await
+        .expect("create")
+}
+
 /// Writes `files` commits into a new table with subject column `email`,
 /// file `i` holding the emails `emails(i)`.
 async fn table_of_files(
@@ -210,20 +201,7 @@ async fn table_of_files(
     files: i64,
     emails: impl Fn(i64) -> Vec<String>,
 ) -> silt_table::Table {
-    let mut properties = HashMap::new();
-    properties.insert("silt.erasure.subject_columns".to_string(), "email".to_string());
-    let mut table = warehouse
-        .create_table(
-            name,
-            TableSpec {
-                schema: schema(),
-                partition_columns: vec![],
-                properties,
-                if_not_exists: false,
-            },
-        )
-        .await
-        .expect("create");
+    let mut table = subject_table(warehouse, name, &[]).await;
     for file in 0..files {
         let emails = emails(file);
         let ids: Vec<i64> = (0..emails.len() as i64).map(|k| file * 1_000 + k).collect();
