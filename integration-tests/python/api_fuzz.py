@@ -22,10 +22,10 @@ Needs schemathesis (scripts/requirements-peers.txt) in this Python.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import re
-import importlib.util
 import shutil
 import signal
 import subprocess
@@ -107,7 +107,8 @@ SQL = [
     "CREATE TABLE IF NOT EXISTS fuzz_sql (id BIGINT, v STRING)",
     "CREATE TABLE fuzz_ctas AS SELECT * FROM fuzz_seed",
     "CREATE VIEW fuzz_view AS SELECT 1",
-    "CREATE TABLE fuzz_loc (id INT) LOCATION '/tmp'",
+    # LOCATION is given a path in the temp dir (see schemathesis_config).
+    "CREATE TABLE fuzz_loc (id INT) LOCATION '{elsewhere}'",
     "ALTER TABLE fuzz_sql ADD COLUMNS (extra INT)",
     "ALTER TABLE fuzz_seed SET TBLPROPERTIES ('delta.appendOnly' = 'false')",
     "OPTIMIZE fuzz_seed",
@@ -135,7 +136,7 @@ def schemathesis_config(path):
         "column_names": COLUMN_NAMES,
         "column_types": COLUMN_TYPES,
         "subjects": SUBJECTS,
-        "sql": SQL,
+        "sql": [sql.replace("{elsewhere}", os.path.join(os.path.dirname(path), "elsewhere")) for sql in SQL],
     }
     bindings = {
         "path.table": ("tables", 0.7),
@@ -401,21 +402,26 @@ def run_schemathesis(server, role, token, seconds, seed_value, workers, workdir)
     log(f"{role}: {' '.join(shown)}")
     started = time.monotonic()
     out_path = os.path.join(workdir, f"schemathesis-{role}.txt")
+    cap = seconds * 3 + 120
     with open(out_path, "wb") as out:
         # Its own working directory, so nothing (e.g. .hypothesis/) lands in
-        # the clone; a hard cap in case the time budget is not honoured.
-        proc = subprocess.run(
-            cmd,
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=seconds * 3 + 120,
-        )
+        # the clone; a hard cap in case the time budget is not honoured (a
+        # request the server never answers is cut by --request-timeout).
+        try:
+            code = subprocess.run(
+                cmd,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=cap,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            code = f"killed after {cap} s"
     took = time.monotonic() - started
     with open(out_path, "rb") as f:
         output = f.read().decode("utf-8", "replace")
-    return proc.returncode, output, took
+    return code, output, took
 
 
 def main():
@@ -479,6 +485,8 @@ def main():
         print("\napi-fuzz: FAILED", flush=True)
         for failure in failures:
             print(f"  - {failure}", flush=True)
+        # The reproducers schemathesis prints filter the token out.
+        print(f"api-fuzz: tokens: {', '.join(f'{r}={t}' for r, t in tokens.items())}", flush=True)
         print(f"api-fuzz: logs and reports in {workdir}", flush=True)
         return 1
     print(f"api-fuzz: passed ({', '.join(roles)}; {seconds} s each; seed {seed_value})", flush=True)
