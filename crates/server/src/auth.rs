@@ -49,27 +49,50 @@ impl Auth {
         !self.tokens.is_empty()
     }
 
-    /// Checks an `Authorization` header value against the role `needed`.
-    pub fn check(&self, header: Option<&str>, needed: Role) -> Result<(), ApiError> {
+    /// The role of the caller who sent the `Authorization` header value
+    /// `header`: 401 without a known bearer token. With no tokens configured
+    /// (loopback-only mode) every caller is an operator.
+    ///
+    /// The scheme is matched case-insensitively (RFC 7235 §2.1).
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Role, ApiError> {
         if !self.enabled() {
-            return Ok(());
+            return Ok(Role::Operator);
         }
         let token = header
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| ApiError::unauthenticated("send 'Authorization: Bearer <token>'"))?;
-        let role = self
-            .tokens
+        self.tokens
             .get(token)
-            .ok_or_else(|| ApiError::unauthenticated("the bearer token is not one this server knows"))?;
-        if *role < needed {
-            return Err(ApiError::forbidden(format!(
-                "a {} token cannot do this; it needs the {} role",
-                role.as_str(),
-                needed.as_str()
-            )));
-        }
-        Ok(())
+            .copied()
+            .ok_or_else(|| ApiError::unauthenticated("the bearer token is not one this server knows"))
+    }
+
+    /// Checks an `Authorization` header value against the role `needed`.
+    pub fn check(&self, header: Option<&str>, needed: Role) -> Result<(), ApiError> {
+        permit(self.authenticate(header)?, needed)
+    }
+}
+
+/// 403 unless `caller` may do what needs `needed`.
+pub fn permit(caller: Role, needed: Role) -> Result<(), ApiError> {
+    if caller < needed {
+        return Err(ApiError::forbidden(format!(
+            "a {} token cannot do this; it needs the {} role",
+            caller.as_str(),
+            needed.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// The role a statement of `access` needs.
+pub fn role_for(access: silt_sql::Access) -> Role {
+    match access {
+        silt_sql::Access::Read => Role::Reader,
+        silt_sql::Access::Write => Role::Writer,
+        silt_sql::Access::Admin => Role::Operator,
     }
 }
 
@@ -101,5 +124,15 @@ mod tests {
             Err(ErrorKind::Unauthenticated)
         );
         assert!(Auth::default().check(None, Role::Operator).is_ok());
+        // RFC 7235: the scheme is case-insensitive.
+        for header in ["BEARER r", "bearer r", "BeArEr r"] {
+            assert_eq!(
+                auth.authenticate(Some(header)).ok(),
+                Some(Role::Reader),
+                "{header}"
+            );
+        }
+        assert!(auth.authenticate(Some("Basic r")).is_err());
+        assert!(auth.authenticate(Some("Bearerr")).is_err());
     }
 }

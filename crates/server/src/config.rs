@@ -25,6 +25,26 @@ pub struct Config {
     /// GDPR/CCPA erasure secrets.
     #[serde(default)]
     pub erasure: ErasureSection,
+    /// Process lifecycle.
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// After SIGTERM/SIGINT, how long in-flight requests and queued commits
+    /// may take before the process exits anyway, in milliseconds.
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            drain_timeout_ms: 30_000,
+        }
+    }
 }
 
 /// `[erasure]`. Unset secrets come from `<warehouse>/_silt/erasure.key`
@@ -60,6 +80,20 @@ pub struct SqlSection {
     pub statement_timeout_ms: u64,
     /// Most rows one answer carries (a request may lower it).
     pub max_rows: u64,
+    /// Longest SQL text accepted, in bytes (400 above).
+    pub max_statement_bytes: usize,
+    /// Deepest expression accepted: operators chained without a comma, plus
+    /// the brackets around them (400 above).
+    pub max_expression_depth: usize,
+    /// Statements one role may run at once, over every protocol (429 above).
+    pub max_concurrent_statements: usize,
+    /// Memory all running statements may hold together, in bytes; 0 means
+    /// unbounded. Operators that can spill do; others fail with 400.
+    pub memory_limit_bytes: usize,
+    /// Threads that plan and run statements, apart from the ones that answer
+    /// requests (so a heavy query never delays `/healthz` or ingest); 0
+    /// means one per core.
+    pub query_threads: usize,
 }
 
 impl Default for SqlSection {
@@ -67,6 +101,11 @@ impl Default for SqlSection {
         Self {
             statement_timeout_ms: 15 * 60 * 1000,
             max_rows: 100_000_000,
+            max_statement_bytes: 1024 * 1024,
+            max_expression_depth: 1000,
+            max_concurrent_statements: 16,
+            memory_limit_bytes: 0,
+            query_threads: 0,
         }
     }
 }

@@ -36,92 +36,215 @@ use arrow_flight::{
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use silt_ingest::Ingestor;
-use silt_sql::{Access, Engine, ScalarValue};
+use silt_sql::ScalarValue;
 use tokio::sync::mpsc;
+use tokio::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
-use crate::auth::{Auth, Role};
+use crate::auth::{Auth, Role, permit};
 use crate::error::ApiError;
+use crate::sql_service::{Call, SqlService};
 use crate::statement_log::StatementLog;
 
 type BoxedStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// A prepared statement: its text and the parameters bound so far.
+/// A prepared statement: its text, the parameters bound so far, and who
+/// made it (a handle is usable only with the token that prepared it).
 #[derive(Debug, Clone)]
 struct PreparedStatement {
     sql: String,
     params: Vec<ScalarValue>,
+    owner: Role,
+    created: Instant,
 }
+
+/// Prepared statements and finished results kept per server: bounded in
+/// number, dropped after [`KEPT_FOR`].
+const MAX_KEPT: usize = 10_000;
+const KEPT_FOR: Duration = Duration::from_secs(3600);
+
+/// Prefix of a ticket that fetches the stored answer of a statement that
+/// already ran while its FlightInfo was made (DML, DDL: they run once, when
+/// the client asks for the FlightInfo, whose `total_records` is their row count).
+const RESULT_TICKET: &[u8] = b"silt-result:";
 
 /// The Flight service: ingest and Flight SQL.
 pub struct SiltFlight {
     ingestor: Arc<Ingestor>,
-    engine: Engine,
+    sql: SqlService,
     auth: Auth,
     prepared: Mutex<HashMap<String, PreparedStatement>>,
+    results: Mutex<HashMap<String, (Instant, RecordBatch)>>,
 }
 
 impl SiltFlight {
-    /// A service writing through `ingestor` and querying with `engine`.
-    pub fn new(ingestor: Arc<Ingestor>, engine: Engine, auth: Auth) -> Self {
+    /// A service writing through `ingestor` and running SQL through `sql`.
+    pub fn new(ingestor: Arc<Ingestor>, sql: SqlService, auth: Auth) -> Self {
         Self {
             ingestor,
-            engine,
+            sql,
             auth,
             prepared: Mutex::new(HashMap::new()),
+            results: Mutex::new(HashMap::new()),
         }
     }
 
-    fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<(), Status> {
+    /// The caller's role from the request's bearer token (401 without one).
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<Role, Status> {
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        self.auth.check(header, role).map_err(|e| e.to_status())
+        self.auth.authenticate(header).map_err(|e| e.to_status())
     }
 
-    fn prepared(&self, handle: &[u8]) -> Result<PreparedStatement, Status> {
+    fn authorize<T>(&self, request: &Request<T>, role: Role) -> Result<(), Status> {
+        permit(self.authenticate(request)?, role).map_err(|e| e.to_status())
+    }
+
+    fn prepared(&self, handle: &[u8], caller: Role) -> Result<PreparedStatement, Status> {
         let key = String::from_utf8_lossy(handle).into_owned();
-        self.prepared
+        let statement = self
+            .prepared
             .lock()
             .map_err(|_| Status::internal("prepared statements unavailable"))?
             .get(&key)
             .cloned()
+            .filter(|s| s.created.elapsed() < KEPT_FOR)
             .ok_or_else(|| {
-                Status::not_found("unknown prepared statement handle (closed or from another server)")
-            })
+                Status::not_found(
+                    "unknown prepared statement handle (closed, expired after an hour, or from another server)",
+                )
+            })?;
+        // A lower role cannot run what a higher one prepared.
+        if caller < statement.owner {
+            return Err(
+                ApiError::forbidden("this prepared statement was made with another role's token").to_status(),
+            );
+        }
+        Ok(statement)
     }
 
-    /// Runs a query and streams it as Flight data.
-    async fn stream_query(
-        &self,
-        sql: &str,
-        params: Vec<ScalarValue>,
-    ) -> Result<Response<BoxedStream<FlightData>>, Status> {
-        let result = self
-            .engine
-            .execute_stream(sql, params)
-            .await
-            .map_err(sql_status)?;
-        let batches = result.stream.map_err(|e| FlightError::ExternalError(Box::new(e)));
+    fn keep_prepared(&self, handle: String, statement: PreparedStatement) -> Result<(), Status> {
+        let mut prepared = self
+            .prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements unavailable"))?;
+        prepared.retain(|_, s| s.created.elapsed() < KEPT_FOR);
+        if prepared.len() >= MAX_KEPT && !prepared.contains_key(&handle) {
+            return Err(ApiError::new(
+                silt_table::ErrorKind::Overloaded,
+                format!("{MAX_KEPT} prepared statements are open on this server; close some (ClosePreparedStatement)"),
+            )
+            .to_status());
+        }
+        prepared.insert(handle, statement);
+        Ok(())
+    }
+
+    /// Runs a statement through the SQL service and streams its answer as
+    /// Flight data, in the schema its FlightInfo announced (dictionaries hydrated).
+    async fn stream_statement(&self, call: Call) -> Result<Response<BoxedStream<FlightData>>, Status> {
+        let answer = self.sql.run(call).await.map_err(|e| e.to_status())?;
+        let first = futures::stream::iter(answer.first.map(Ok));
+        let batches = first
+            .chain(answer.rest)
+            .map_err(|e| FlightError::Tonic(Box::new(e.to_status())));
         let encoded = FlightDataEncoderBuilder::new()
-            .with_schema(result.schema)
+            .with_schema(answer.schema)
             .build(batches)
             .map_err(Status::from);
         Ok(Response::new(Box::pin(encoded)))
     }
 
-    /// A FlightInfo whose one endpoint's ticket is `ticket` (an `Any`).
+    /// The FlightInfo of `sql` for `caller`: a query is planned and its
+    /// ticket runs it; any other statement runs now, once, and its ticket
+    /// fetches the answer (`total_records` = rows affected), so ADBC's
+    /// `cursor.execute("INSERT …")` and its `rowcount` work.
+    async fn statement_info(
+        &self,
+        command: &'static str,
+        caller: Role,
+        statement: &PreparedStatement,
+        query_ticket: Any,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let log = crate::statement_log::StatementLog::start("flight", command, &statement.sql);
+        let prepared = self.sql.prepare(caller, statement.sql.clone(), false).await;
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                log.finish(None, Some(&error));
+                return Err(error.to_status());
+            }
+        };
+        if prepared.query {
+            // A query that plans is logged once, when DoGet runs it.
+            return Self::flight_info(&prepared.schema, query_ticket, descriptor, -1);
+        }
+        drop(log);
+        let answer = self
+            .sql
+            .run(Call {
+                protocol: "flight",
+                command,
+                caller,
+                sql: statement.sql.clone(),
+                params: statement.params.clone(),
+                timeout: None,
+                max_rows: None,
+                query_only: false,
+            })
+            .await
+            .map_err(|e| e.to_status())?;
+        let mut batches: Vec<RecordBatch> = answer.first.into_iter().collect();
+        let rest: Vec<RecordBatch> = answer.rest.try_collect().await.map_err(|e| e.to_status())?;
+        batches.extend(rest);
+        let batch = arrow::compute::concat_batches(&answer.schema, &batches)
+            .map_err(|e| Status::internal(format!("cannot assemble the answer: {e}")))?;
+        let affected = affected_rows(&batch);
+        let id = uuid::Uuid::new_v4().to_string();
+        {
+            let mut results = self
+                .results
+                .lock()
+                .map_err(|_| Status::internal("results unavailable"))?;
+            results.retain(|_, (at, _)| at.elapsed() < KEPT_FOR);
+            if results.len() >= MAX_KEPT {
+                // Oldest first: answers nobody fetched.
+                if let Some(oldest) = results
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone())
+                {
+                    results.remove(&oldest);
+                }
+            }
+            results.insert(id.clone(), (Instant::now(), batch.clone()));
+        }
+        let mut handle = RESULT_TICKET.to_vec();
+        handle.extend_from_slice(id.as_bytes());
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        Self::flight_info(&batch.schema(), ticket.as_any(), descriptor, affected)
+    }
+
+    /// A FlightInfo whose one endpoint's ticket is `ticket` (an `Any`); the
+    /// schema is announced as the stream will carry it (dictionaries hydrated,
+    /// as the Flight encoder sends them).
     fn flight_info(
         schema: &Schema,
         ticket: Any,
         descriptor: FlightDescriptor,
+        total_records: i64,
     ) -> Result<Response<FlightInfo>, Status> {
         let info = FlightInfo::new()
-            .try_with_schema(schema)
+            .try_with_schema(&hydrated(schema))
             .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
             .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec())))
-            .with_descriptor(descriptor);
+            .with_descriptor(descriptor)
+            .with_total_records(total_records);
         Ok(Response::new(info))
     }
 
@@ -134,67 +257,90 @@ impl SiltFlight {
         Response::new(Box::pin(stream))
     }
 
-    /// An update statement (plain or prepared) from the caller of `request`:
-    /// authorized by the role the statement needs, run, logged once with its
-    /// literals redacted.
-    async fn logged_update<T>(
+    /// An update statement (plain or prepared) from the caller of `request`,
+    /// run through the SQL service; the answer's `num_affected_rows` (DML) or 0.
+    async fn update<T>(
         &self,
         command: &'static str,
-        sql: &str,
+        sql: String,
+        params: Vec<ScalarValue>,
         request: &Request<T>,
     ) -> Result<i64, Status> {
-        let log = StatementLog::start("flight", command, sql);
-        let mut required_role = None;
-        let result = async {
-            let access = silt_sql::required_access(sql).map_err(sql_status)?;
-            required_role = Some(role_for(access));
-            self.authorize(request, role_for(access))?;
-            self.execute_update(sql).await
-        }
-        .await;
-        log.finish_flight(required_role, &result);
-        result
-    }
-
-    /// Runs a statement for its effect; the answer's `num_affected_rows`
-    /// (DML) or 0.
-    async fn execute_update(&self, sql: &str) -> Result<i64, Status> {
-        let outputs = self.engine.execute(sql).await.map_err(sql_status)?;
-        Ok(outputs
-            .last()
-            .and_then(|o| o.batches.first())
-            .and_then(|b| b.column_by_name("num_affected_rows"))
-            .and_then(|c| {
-                c.as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-                    .map(|a| a.value(0))
+        let caller = self.authenticate(request)?;
+        let answer = self
+            .sql
+            .run(Call {
+                protocol: "flight",
+                command,
+                caller,
+                sql,
+                params,
+                timeout: None,
+                max_rows: None,
+                query_only: false,
             })
-            .unwrap_or(0))
+            .await
+            .map_err(|e| e.to_status())?;
+        let rest: Vec<RecordBatch> = answer.rest.try_collect().await.map_err(|e| e.to_status())?;
+        Ok(answer
+            .first
+            .iter()
+            .chain(rest.iter())
+            .last()
+            .map(affected_rows)
+            .unwrap_or(0)
+            .max(0))
     }
 
     async fn table_names(&self) -> Result<Vec<String>, Status> {
-        self.engine
+        let mut names = self
+            .sql
+            .engine()
             .warehouse()
             .list_tables()
             .await
-            .map_err(|e| ApiError::from(e).to_status())
+            .map_err(|e| ApiError::from(e).to_status())?;
+        names.retain(|name| !silt_table::is_internal_table(name));
+        Ok(names)
     }
 }
 
-fn sql_status(error: silt_sql::SqlError) -> Status {
-    ApiError::new(error.kind(), error.to_string()).to_status()
+/// `num_affected_rows` of a change answer; -1 (unknown) for other answers.
+fn affected_rows(batch: &RecordBatch) -> i64 {
+    batch
+        .column_by_name("num_affected_rows")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+        .filter(|a| !a.is_empty())
+        .map_or(-1, |a| a.value(0))
+}
+
+/// `schema` with every dictionary replaced by its value type, as
+/// `FlightDataEncoder` sends dictionary columns (hydrated). A FlightInfo that
+/// announced the dictionary made ADBC refuse the stream.
+fn hydrated(schema: &Schema) -> Schema {
+    use arrow::datatypes::{DataType, Field};
+    fn field(f: &Field) -> Field {
+        f.clone().with_data_type(data_type(f.data_type()))
+    }
+    fn data_type(t: &DataType) -> DataType {
+        match t {
+            DataType::Dictionary(_, value) => data_type(value),
+            DataType::List(f) => DataType::List(Arc::new(field(f))),
+            DataType::LargeList(f) => DataType::LargeList(Arc::new(field(f))),
+            DataType::FixedSizeList(f, n) => DataType::FixedSizeList(Arc::new(field(f)), *n),
+            DataType::Struct(fields) => DataType::Struct(fields.iter().map(|f| field(f)).collect()),
+            DataType::Map(f, sorted) => DataType::Map(Arc::new(field(f)), *sorted),
+            other => other.clone(),
+        }
+    }
+    Schema::new_with_metadata(
+        schema.fields().iter().map(|f| field(f)).collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    )
 }
 
 fn invalid(detail: impl Into<String>) -> Status {
     ApiError::invalid(detail).to_status()
-}
-
-fn role_for(access: Access) -> Role {
-    match access {
-        Access::Read => Role::Reader,
-        Access::Write => Role::Writer,
-        Access::Admin => Role::Operator,
-    }
 }
 
 /// `(table, producer)` from a DoPut path descriptor.
@@ -336,29 +482,24 @@ impl FlightSqlService for SiltFlight {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        // Only a failure is logged here: a query that plans is logged once,
-        // when DoGet runs its ticket.
-        let log = StatementLog::start("flight", "statement_query", &query.query);
-        let mut required_role = None;
-        let result = async {
-            let access = silt_sql::required_access(&query.query).map_err(sql_status)?;
-            required_role = Some(role_for(access));
-            if access != Access::Read {
-                return Err(invalid(
-                    "this statement changes data: run it with executeUpdate (DoPut CommandStatementUpdate)",
-                ));
-            }
-            self.authorize(&request, Role::Reader)?;
-            self.engine.prepare(&query.query).await.map_err(sql_status)
-        }
-        .await;
-        if result.is_err() {
-            log.finish_flight(required_role, &result);
-        }
-        let ticket = TicketStatementQuery {
-            statement_handle: query.query.clone().into_bytes().into(),
+        let caller = self.authenticate(&request)?;
+        let statement = PreparedStatement {
+            sql: query.query.clone(),
+            params: Vec::new(),
+            owner: caller,
+            created: Instant::now(),
         };
-        Self::flight_info(&result?.schema, ticket.as_any(), request.into_inner())
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.into_bytes().into(),
+        };
+        self.statement_info(
+            "statement_query",
+            caller,
+            &statement,
+            ticket.as_any(),
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn do_put_prepared_statement_update(
@@ -366,8 +507,9 @@ impl FlightSqlService for SiltFlight {
         query: arrow_flight::sql::CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let statement = self.prepared(&query.prepared_statement_handle)?;
-        self.logged_update("prepared_update", &statement.sql, &request)
+        let caller = self.authenticate(&request)?;
+        let statement = self.prepared(&query.prepared_statement_handle, caller)?;
+        self.update("prepared_update", statement.sql, statement.params, &request)
             .await
     }
 
@@ -376,22 +518,31 @@ impl FlightSqlService for SiltFlight {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let caller = self.authenticate(&request)?;
+        if let Some(id) = ticket.statement_handle.strip_prefix(RESULT_TICKET) {
+            let id = String::from_utf8_lossy(id).into_owned();
+            let batch = self
+                .results
+                .lock()
+                .map_err(|_| Status::internal("results unavailable"))?
+                .remove(&id)
+                .map(|(_, batch)| batch)
+                .ok_or_else(|| Status::not_found("unknown or already fetched result ticket"))?;
+            return Ok(Self::batch_stream(batch));
+        }
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| invalid("ticket is not UTF-8 SQL"))?;
-        let log = StatementLog::start("flight", "statement_query", &sql);
-        let mut required_role = None;
-        let result = async {
-            self.authorize(&request, Role::Reader)?;
-            let access = silt_sql::required_access(&sql).map_err(sql_status)?;
-            required_role = Some(role_for(access));
-            if access != Access::Read {
-                return Err(invalid("a statement ticket may only hold a query"));
-            }
-            self.stream_query(&sql, Vec::new()).await
-        }
-        .await;
-        log.finish_flight(required_role, &result);
-        result
+        self.stream_statement(Call {
+            protocol: "flight",
+            command: "statement_query",
+            caller,
+            sql,
+            params: Vec::new(),
+            timeout: None,
+            max_rows: None,
+            query_only: true,
+        })
+        .await
     }
 
     async fn do_put_statement_update(
@@ -399,7 +550,7 @@ impl FlightSqlService for SiltFlight {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        self.logged_update("statement_update", &command.query, &request)
+        self.update("statement_update", command.query, Vec::new(), &request)
             .await
     }
 
@@ -408,30 +559,28 @@ impl FlightSqlService for SiltFlight {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.authenticate(&request)?;
         // Only a failure is logged here: the statement is logged each time
         // it runs (DoGet or DoPut with its handle).
         let log = StatementLog::start("flight", "prepared_statement", &query.query);
-        let result = async {
-            self.authorize(&request, Role::Reader)?;
-            self.engine.prepare(&query.query).await.map_err(sql_status)
-        }
-        .await;
-        if result.is_err() {
-            let required_role = silt_sql::required_access(&query.query).ok().map(role_for);
-            log.finish_flight(required_role, &result);
-        }
-        let prepared = result?;
+        let prepared = match self.sql.prepare(caller, query.query.clone(), false).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                log.finish(None, Some(&error));
+                return Err(error.to_status());
+            }
+        };
+        drop(log);
         let handle = uuid::Uuid::new_v4().to_string();
-        self.prepared
-            .lock()
-            .map_err(|_| Status::internal("prepared statements unavailable"))?
-            .insert(
-                handle.clone(),
-                PreparedStatement {
-                    sql: query.query,
-                    params: Vec::new(),
-                },
-            );
+        self.keep_prepared(
+            handle.clone(),
+            PreparedStatement {
+                sql: query.query,
+                params: Vec::new(),
+                owner: caller,
+                created: Instant::now(),
+            },
+        )?;
         let options = arrow::ipc::writer::IpcWriteOptions::default();
         let schema_bytes = |schema: &Schema| -> Result<prost::bytes::Bytes, Status> {
             let message: IpcMessage = SchemaAsIpc::new(schema, &options)
@@ -441,7 +590,7 @@ impl FlightSqlService for SiltFlight {
         };
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
-            dataset_schema: schema_bytes(&prepared.schema)?,
+            dataset_schema: schema_bytes(&hydrated(&prepared.schema))?,
             parameter_schema: schema_bytes(&prepared.parameters)?,
         })
     }
@@ -451,8 +600,8 @@ impl FlightSqlService for SiltFlight {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        self.authorize(&request, Role::Reader)?;
-        let mut statement = self.prepared(&query.prepared_statement_handle)?;
+        let caller = self.authenticate(&request)?;
+        let mut statement = self.prepared(&query.prepared_statement_handle, caller)?;
         let batches: Vec<RecordBatch> =
             FlightDataDecoder::new(request.into_inner().map_err(FlightError::from))
                 .try_filter_map(|d| async move {
@@ -473,13 +622,10 @@ impl FlightSqlService for SiltFlight {
             .map(|column| ScalarValue::try_from_array(column, 0))
             .collect::<Result<_, _>>()
             .map_err(|e| invalid(format!("bad parameter value: {e}")))?;
-        self.prepared
-            .lock()
-            .map_err(|_| Status::internal("prepared statements unavailable"))?
-            .insert(
-                String::from_utf8_lossy(&query.prepared_statement_handle).into_owned(),
-                statement,
-            );
+        self.keep_prepared(
+            String::from_utf8_lossy(&query.prepared_statement_handle).into_owned(),
+            statement,
+        )?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(query.prepared_statement_handle),
         })
@@ -490,10 +636,16 @@ impl FlightSqlService for SiltFlight {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request, Role::Reader)?;
-        let statement = self.prepared(&query.prepared_statement_handle)?;
-        let prepared = self.engine.prepare(&statement.sql).await.map_err(sql_status)?;
-        Self::flight_info(&prepared.schema, query.as_any(), request.into_inner())
+        let caller = self.authenticate(&request)?;
+        let statement = self.prepared(&query.prepared_statement_handle, caller)?;
+        self.statement_info(
+            "prepared_query",
+            caller,
+            &statement,
+            query.as_any(),
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn do_get_prepared_statement(
@@ -501,18 +653,19 @@ impl FlightSqlService for SiltFlight {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let statement = self.prepared(&query.prepared_statement_handle)?;
-        let log = StatementLog::start("flight", "prepared_query", &statement.sql);
-        let mut required_role = None;
-        let result = async {
-            let access = silt_sql::required_access(&statement.sql).map_err(sql_status)?;
-            required_role = Some(role_for(access));
-            self.authorize(&request, role_for(access))?;
-            self.stream_query(&statement.sql, statement.params).await
-        }
-        .await;
-        log.finish_flight(required_role, &result);
-        result
+        let caller = self.authenticate(&request)?;
+        let statement = self.prepared(&query.prepared_statement_handle, caller)?;
+        self.stream_statement(Call {
+            protocol: "flight",
+            command: "prepared_query",
+            caller,
+            sql: statement.sql,
+            params: statement.params,
+            timeout: None,
+            max_rows: None,
+            query_only: false,
+        })
+        .await
     }
 
     async fn do_action_close_prepared_statement(
@@ -534,7 +687,7 @@ impl FlightSqlService for SiltFlight {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request, Role::Reader)?;
         let schema = query.into_builder().schema();
-        Self::flight_info(&schema, query.as_any(), request.into_inner())
+        Self::flight_info(&schema, query.as_any(), request.into_inner(), -1)
     }
 
     async fn do_get_catalogs(
@@ -556,7 +709,7 @@ impl FlightSqlService for SiltFlight {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request, Role::Reader)?;
         let schema = query.clone().into_builder().schema();
-        Self::flight_info(&schema, query.as_any(), request.into_inner())
+        Self::flight_info(&schema, query.as_any(), request.into_inner(), -1)
     }
 
     async fn do_get_schemas(
@@ -578,7 +731,7 @@ impl FlightSqlService for SiltFlight {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request, Role::Reader)?;
         let schema = query.clone().into_builder().schema();
-        Self::flight_info(&schema, query.as_any(), request.into_inner())
+        Self::flight_info(&schema, query.as_any(), request.into_inner(), -1)
     }
 
     async fn do_get_tables(
@@ -591,7 +744,7 @@ impl FlightSqlService for SiltFlight {
         let mut builder = query.into_builder();
         for name in self.table_names().await? {
             let schema = if include_schema {
-                match self.engine.warehouse().table(&name).await {
+                match self.sql.engine().warehouse().table(&name).await {
                     Ok(table) => table
                         .schema()
                         .map(|s| s.as_ref().clone())
@@ -616,7 +769,7 @@ impl FlightSqlService for SiltFlight {
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request, Role::Reader)?;
         let schema = query.into_builder().schema();
-        Self::flight_info(&schema, query.as_any(), request.into_inner())
+        Self::flight_info(&schema, query.as_any(), request.into_inner(), -1)
     }
 
     async fn do_get_table_types(

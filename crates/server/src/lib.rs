@@ -31,6 +31,7 @@ pub mod flight;
 pub mod http;
 pub mod metrics;
 mod sql_encode;
+pub mod sql_service;
 mod statement_log;
 
 use std::net::SocketAddr;
@@ -135,17 +136,38 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         Some(service) => http::ErasureState::ready(service.clone()),
         None => http::ErasureState::unavailable(erasure_unavailable),
     };
+    // Statements run on threads of their own (see sql_service).
+    let query_runtime =
+        sql_service::query_runtime(config.sql.query_threads).map_err(|e| ServerError::Serve {
+            service: "sql",
+            reason: format!("cannot start the query threads: {e}"),
+        })?;
+    let engine = silt_sql::Engine::with_options(
+        warehouse.clone(),
+        silt_sql::EngineOptions {
+            limits: silt_sql::StatementLimits {
+                max_statement_bytes: config.sql.max_statement_bytes,
+                max_expression_depth: config.sql.max_expression_depth,
+            },
+            memory_limit: (config.sql.memory_limit_bytes > 0).then_some(config.sql.memory_limit_bytes),
+        },
+    );
+    let sql = sql_service::SqlService::new(
+        engine,
+        sql_service::SqlLimits {
+            statement_timeout: std::time::Duration::from_millis(config.sql.statement_timeout_ms),
+            max_rows: config.sql.max_rows,
+            max_concurrent: config.sql.max_concurrent_statements,
+        },
+        query_runtime.handle().clone(),
+    );
     let state = http::AppState {
         warehouse: warehouse.clone(),
         ingestor: ingestor.clone(),
         auth: auth.clone(),
         metrics,
         max_body_bytes: config.ingest.max_body_bytes,
-        engine: silt_sql::Engine::new(warehouse.clone()),
-        sql: http::SqlLimits {
-            statement_timeout: std::time::Duration::from_millis(config.sql.statement_timeout_ms),
-            max_rows: config.sql.max_rows,
-        },
+        sql: sql.clone(),
         erasure: erasure_state,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -156,12 +178,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     };
     let http_server =
         axum::serve(http_listener, http::router(state)).with_graceful_shutdown(wait(stopped.clone()));
-    let flight_service = FlightServiceServer::new(flight::SiltFlight::new(
-        ingestor.clone(),
-        silt_sql::Engine::new(warehouse.clone()),
-        auth,
-    ))
-    .max_decoding_message_size(usize::try_from(config.ingest.max_body_bytes).unwrap_or(usize::MAX));
+    let flight_service = FlightServiceServer::new(flight::SiltFlight::new(ingestor.clone(), sql, auth))
+        .max_decoding_message_size(usize::try_from(config.ingest.max_body_bytes).unwrap_or(usize::MAX));
     let flight_server = tonic::transport::Server::builder()
         .add_service(flight_service)
         .serve_with_incoming_shutdown(
@@ -174,19 +192,40 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     let _ = std::io::stdout().flush();
     tracing::info!(warehouse = warehouse.display_location(), http = %http_local, flight = %flight_local, "serving");
 
+    let drain = std::time::Duration::from_millis(config.server.drain_timeout_ms);
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let signals = tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing in-flight requests and commits");
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            "shutting down: finishing in-flight requests and commits"
+        );
         let _ = stop.send(true);
+        // The drain is bounded: a streaming answer or a client that never
+        // reads must not keep the process alive.
+        tokio::time::sleep(drain).await;
+        let _ = drain_tx.send(());
     });
-    let (http_result, flight_result) = tokio::join!(async { http_server.await }, flight_server);
+    let servers = async {
+        let (http_result, flight_result) = tokio::join!(async { http_server.await }, flight_server);
+        ingestor.shutdown().await;
+        (http_result, flight_result)
+    };
+    let (http_result, flight_result) = tokio::select! {
+        results = servers => results,
+        _ = drain_rx => {
+            tracing::warn!("drain timeout passed: stopping with requests still in flight");
+            query_runtime.shutdown_background();
+            return Ok(());
+        }
+    };
     signals.abort();
-    // Listeners are closed and in-flight requests answered; drain the queues.
-    ingestor.shutdown().await;
+    // Listeners are closed, in-flight requests answered, queues drained.
     if let Some(worker) = erasure_worker {
         // A request cut short here stays open in the ledger and resumes on restart.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), worker).await;
     }
+    query_runtime.shutdown_background();
     tracing::info!("stopped");
     http_result.map_err(|e| ServerError::Serve {
         service: "http",

@@ -81,11 +81,6 @@ impl Encoder {
         }
     }
 
-    /// Whether the cap is reached.
-    pub fn full(&self) -> bool {
-        self.rows >= self.max_rows
-    }
-
     /// What comes before the first row.
     pub fn start(&mut self) -> Result<Bytes, SqlError> {
         match self.format {
@@ -121,6 +116,12 @@ impl Encoder {
             .as_mut()
             .map(|w| Bytes::from(std::mem::take(w.get_mut())))
             .unwrap_or_default()
+    }
+
+    /// Records that rows beyond the cap were left out (the JSON answer's
+    /// `"truncated"`).
+    pub fn mark_truncated(&mut self) {
+        self.truncated = true;
     }
 
     /// The chunk for one batch (cut at the row cap).

@@ -31,8 +31,9 @@ impl StatementLog {
 
     /// Logs the statement at info level: the role it needs (when it could be
     /// told), the milliseconds until its answer started, and `ok` or the
-    /// error's kind — never the error's text, which may quote a value.
-    fn finish(self, required_role: Option<Role>, error: Option<&str>) {
+    /// error's kind (`invalid-input`, `forbidden`…) — never the error's
+    /// text, which may quote a value.
+    pub(crate) fn finish(self, required_role: Option<Role>, error: Option<&ApiError>) {
         tracing::info!(
             protocol = self.protocol,
             command = self.command,
@@ -40,22 +41,8 @@ impl StatementLog {
             required_role = required_role.map(Role::as_str),
             ms = self.started.elapsed().as_millis() as u64,
             outcome = if error.is_some() { "error" } else { "ok" },
-            error,
+            error = error.map(|e| e.kind.slug()),
             "sql statement"
         );
-    }
-
-    /// [`finish`](Self::finish) for an HTTP answer: an error is logged as
-    /// its kind (`invalid-input`, `forbidden`…).
-    pub(crate) fn finish_http<T>(self, required_role: Option<Role>, result: &Result<T, ApiError>) {
-        let kind = result.as_ref().err().map(|error| error.kind.slug());
-        self.finish(required_role, kind);
-    }
-
-    /// [`finish`](Self::finish) for a Flight SQL answer: an error is logged
-    /// as its gRPC code (`InvalidArgument`, `PermissionDenied`…).
-    pub(crate) fn finish_flight<T>(self, required_role: Option<Role>, result: &Result<T, tonic::Status>) {
-        let code = result.as_ref().err().map(|status| format!("{:?}", status.code()));
-        self.finish(required_role, code.as_deref());
     }
 }

@@ -21,17 +21,23 @@ pub enum Access {
 /// Unknown statement kinds count as [`Access::Admin`], so a new statement
 /// type is never readable by accident.
 pub fn required_access(sql: &str) -> Result<Access> {
+    crate::limits::check_text(sql, &crate::limits::StatementLimits::default())?;
+    Ok(script_access(&parse(sql)?))
+}
+
+/// The access every one of `statements` needs together (the highest).
+pub(crate) fn script_access(statements: &[Parsed]) -> Access {
     let mut needed = Access::Read;
-    for statement in parse(sql)? {
+    for statement in statements {
         let access = match statement {
             Parsed::DescribeHistory { .. } => Access::Read,
             Parsed::Maintenance(command) => command.access(),
             Parsed::Alter(_) => Access::Admin,
-            Parsed::Sql(statement) => statement_access(&statement),
+            Parsed::Sql(statement) => statement_access(statement),
         };
         needed = needed.max(access);
     }
-    Ok(needed)
+    needed
 }
 
 fn statement_access(statement: &Statement) -> Access {

@@ -69,7 +69,7 @@ impl StatementSchema {
     }
 
     /// Loads (or returns the pinned) table for a possibly versioned name.
-    pub(crate) async fn resolve(&self, name: &str) -> Result<Option<Table>, TableError> {
+    pub(crate) async fn resolve(&self, name: &str) -> DfResult<Option<Table>> {
         if let Some(table) = self.pinned(name) {
             return Ok(Some(table));
         }
@@ -80,13 +80,19 @@ impl StatementSchema {
         if silt_table::validate_table_name(base).is_err() {
             return Ok(None);
         }
+        if silt_table::is_internal_table(base) {
+            return Err(DataFusionError::External(Box::new(crate::error::internal_table(
+                base,
+            ))));
+        }
+        let external = |e: TableError| DataFusionError::External(Box::new(e));
         let table = match self.warehouse.table(base).await {
             Ok(table) => table,
             Err(TableError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(e) => return Err(external(e)),
         };
         let table = match version {
-            Some(v) => table.at_version(v).await?,
+            Some(v) => table.at_version(v).await.map_err(external)?,
             None => table,
         };
         self.pin(name.to_string(), table.clone());
@@ -107,15 +113,14 @@ impl SchemaProvider for StatementSchema {
             return Vec::new();
         }
         let warehouse = self.warehouse.clone();
-        tokio::task::block_in_place(|| handle.block_on(warehouse.list_tables())).unwrap_or_default()
+        let mut names =
+            tokio::task::block_in_place(|| handle.block_on(warehouse.list_tables())).unwrap_or_default();
+        names.retain(|name| !silt_table::is_internal_table(name));
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let Some(table) = self
-            .resolve(name)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-        else {
+        let Some(table) = self.resolve(name).await? else {
             return Ok(None);
         };
         // Scans read through the table's own object store (credentials, prefix).

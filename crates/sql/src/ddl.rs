@@ -30,14 +30,25 @@ pub(crate) fn table_name(name: &ObjectName) -> Result<String> {
             }
         })
         .collect();
-    match parts.as_slice() {
-        [table] => Ok(table.clone()),
-        [schema, table] if schema == "public" => Ok(table.clone()),
-        [catalog, schema, table] if catalog == "silt" && schema == "public" => Ok(table.clone()),
-        _ => Err(SqlError::Invalid(format!(
-            "table name '{name}' must be a plain name, e.g. events"
-        ))),
+    let table = match parts.as_slice() {
+        [table] => table.clone(),
+        [schema, table] if schema == "public" => table.clone(),
+        [catalog, schema, table] if catalog == "silt" && schema == "public" => table.clone(),
+        _ => {
+            return Err(SqlError::Invalid(format!(
+                "table name '{name}' must be a plain name, e.g. events"
+            )));
+        }
+    };
+    user_table(table)
+}
+
+/// `name`, unless it is one of silt's internal tables.
+pub(crate) fn user_table(name: String) -> Result<String> {
+    if silt_table::is_internal_table(&name) {
+        return Err(crate::error::internal_table(&name));
     }
+    Ok(name)
 }
 
 /// The spec of `CREATE TABLE name (cols) [PARTITIONED BY (..)] [TBLPROPERTIES (..)]`.

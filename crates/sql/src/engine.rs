@@ -16,11 +16,14 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
 use silt_table::Warehouse;
 
+use crate::access::{Access, script_access};
 use crate::catalog::{StatementSchema, statement_catalogs};
+use crate::cooperative::CooperativeJoins;
 use crate::ddl::{create_table_spec, table_name};
 use crate::dml::{self, RowCounts};
 use crate::error::{Result, SqlError};
 use crate::history::history_batch;
+use crate::limits::{StatementLimits, check_text};
 use crate::merge;
 use crate::statement::{Parsed, parse};
 use crate::time_travel::pin_versions;
@@ -53,11 +56,64 @@ impl StatementOutput {
     }
 }
 
+/// How an [`Engine`] bounds the statements it runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineOptions {
+    /// Length and depth of a request's SQL text.
+    pub limits: StatementLimits,
+    /// Memory all running statements may hold together (DataFusion's memory
+    /// pool; operators that can spill do, others fail with an error).
+    /// `None`: unbounded.
+    pub memory_limit: Option<usize>,
+}
+
+/// A request's SQL, parsed once: the role check, the statement log and
+/// execution all use this one parse.
+#[derive(Debug, Clone)]
+pub struct Script {
+    statements: Vec<Parsed>,
+    access: Access,
+}
+
+impl Script {
+    /// What running every statement needs (the highest access of them).
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Number of statements.
+    pub fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    /// Whether there is no statement (never true for a parsed script).
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
+    /// Whether this is one statement whose answer is rows to stream (a
+    /// query, EXPLAIN, SHOW) rather than a change or a command.
+    pub fn is_query(&self) -> bool {
+        matches!(self.statements.as_slice(), [statement] if is_streamable(statement))
+    }
+}
+
+fn is_streamable(statement: &Parsed) -> bool {
+    matches!(
+        statement,
+        Parsed::Sql(s) if matches!(
+            s.as_ref(),
+            Statement::Query(_) | Statement::Explain { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. }
+        )
+    )
+}
+
 /// Runs SQL against a warehouse. Cheap to clone; safe to share.
 #[derive(Clone)]
 pub struct Engine {
     warehouse: Warehouse,
     base: Arc<SessionState>,
+    limits: StatementLimits,
 }
 
 impl std::fmt::Debug for Engine {
@@ -69,20 +125,48 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine over `warehouse`.
+    /// An engine over `warehouse` with the default [`EngineOptions`].
     pub fn new(warehouse: Warehouse) -> Self {
+        Self::with_options(warehouse, EngineOptions::default())
+    }
+
+    /// An engine over `warehouse` bounded by `options`.
+    pub fn with_options(warehouse: Warehouse, options: EngineOptions) -> Self {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false);
-        let base = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
-            .build();
+            .with_physical_optimizer_rule(Arc::new(CooperativeJoins));
+        if let Some(limit) = options.memory_limit {
+            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_pool(Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(
+                    limit,
+                )))
+                .build_arc();
+            match runtime {
+                Ok(runtime) => builder = builder.with_runtime_env(runtime),
+                Err(error) => tracing::warn!(%error, "cannot bound query memory; running unbounded"),
+            }
+        }
         Self {
             warehouse,
-            base: Arc::new(base),
+            base: Arc::new(builder.build()),
+            limits: options.limits,
         }
+    }
+
+    /// Parses `sql` into a [`Script`], refusing text beyond the engine's
+    /// [`StatementLimits`] before anything recursive runs. Call this on a
+    /// thread with [`QUERY_STACK_BYTES`](crate::QUERY_STACK_BYTES) of stack:
+    /// a tree at the depth limit needs more than a default thread has.
+    pub fn parse(&self, sql: &str) -> Result<Script> {
+        check_text(sql, &self.limits)?;
+        let statements = parse(sql)?;
+        let access = script_access(&statements);
+        Ok(Script { statements, access })
     }
 
     /// The warehouse this engine reads and writes.
@@ -93,8 +177,13 @@ impl Engine {
     /// Runs every `;`-separated statement of `sql` in order and returns their
     /// results. Stops at the first failure; earlier statements stay committed.
     pub async fn execute(&self, sql: &str) -> Result<Vec<StatementOutput>> {
+        self.execute_script(self.parse(sql)?).await
+    }
+
+    /// [`execute`](Self::execute) for a parsed script.
+    pub async fn execute_script(&self, script: Script) -> Result<Vec<StatementOutput>> {
         let mut outputs = Vec::new();
-        for statement in parse(sql)? {
+        for statement in script.statements {
             outputs.push(self.run(statement).await?);
         }
         Ok(outputs)
@@ -268,7 +357,16 @@ impl Engine {
     /// completion and stream their one-row answer. Positional parameters
     /// (`$1`, `$2`, …) are bound to `params` in queries and EXPLAIN.
     pub async fn execute_stream(&self, sql: &str, params: Vec<ScalarValue>) -> Result<StatementStream> {
-        let mut statements = parse(sql)?;
+        self.execute_script_stream(self.parse(sql)?, params).await
+    }
+
+    /// [`execute_stream`](Self::execute_stream) for a parsed script.
+    pub async fn execute_script_stream(
+        &self,
+        script: Script,
+        params: Vec<ScalarValue>,
+    ) -> Result<StatementStream> {
+        let mut statements = script.statements;
         if statements.len() != 1 {
             return Err(SqlError::Invalid(format!(
                 "send one statement per request (got {})",
@@ -276,14 +374,9 @@ impl Engine {
             )));
         }
         let statement = statements.remove(0);
-        let streamable = matches!(
-            &statement,
-            Parsed::Sql(s) if matches!(
-                s.as_ref(),
-                Statement::Query(_) | Statement::Explain { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. }
-            )
-        );
-        if streamable && let Parsed::Sql(statement) = statement {
+        if is_streamable(&statement)
+            && let Parsed::Sql(statement) = statement
+        {
             let frame = self
                 .plan_frame(*statement, &self.statement_schema(), params)
                 .await?;
@@ -308,7 +401,12 @@ impl Engine {
     /// of its `$n` parameters (for prepared statements, e.g. Flight SQL).
     /// Other statements prepare to an empty shape and run when executed.
     pub async fn prepare(&self, sql: &str) -> Result<Prepared> {
-        let mut statements = parse(sql)?;
+        self.prepare_script(self.parse(sql)?).await
+    }
+
+    /// [`prepare`](Self::prepare) for a parsed script.
+    pub async fn prepare_script(&self, script: Script) -> Result<Prepared> {
+        let mut statements = script.statements;
         if statements.len() != 1 {
             return Err(SqlError::Invalid("prepare one statement at a time".to_string()));
         }
@@ -320,6 +418,7 @@ impl Engine {
                 return Ok(Prepared {
                     schema: Arc::new(Schema::empty()),
                     parameters: Arc::new(Schema::empty()),
+                    query: false,
                 });
             }
         };
@@ -346,7 +445,11 @@ impl Engine {
         let parameters = Arc::new(Schema::new(
             parameters.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
         ));
-        Ok(Prepared { schema, parameters })
+        Ok(Prepared {
+            schema,
+            parameters,
+            query: true,
+        })
     }
 }
 
@@ -357,6 +460,9 @@ pub struct Prepared {
     pub schema: SchemaRef,
     /// `$1`, `$2`, … in order, with the types DataFusion inferred.
     pub parameters: SchemaRef,
+    /// Whether the statement is a query (rows to stream); anything else
+    /// changes or inspects the warehouse and runs only when executed.
+    pub query: bool,
 }
 
 /// A statement's result as a stream of batches.

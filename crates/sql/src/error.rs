@@ -19,6 +19,9 @@ pub enum SqlError {
     /// A table that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A statement no role may run: it names one of silt's internal tables.
+    #[error("{0}")]
+    Forbidden(String),
     /// SQL silt parses but does not run.
     #[error("unsupported statement: {0}")]
     Unsupported(String),
@@ -36,11 +39,20 @@ impl SqlError {
         match self {
             SqlError::Syntax(_) | SqlError::Invalid(_) => ErrorKind::InvalidInput,
             SqlError::NotFound(_) => ErrorKind::NotFound,
+            SqlError::Forbidden(_) => ErrorKind::Forbidden,
             SqlError::Unsupported(_) => ErrorKind::Unsupported,
             SqlError::Execution(_) => ErrorKind::Internal,
             SqlError::Table(e) => e.kind(),
         }
     }
+}
+
+/// The error for a statement that names an internal table (`_silt_…`).
+pub(crate) fn internal_table(name: &str) -> SqlError {
+    SqlError::Forbidden(format!(
+        "'{name}' is one of silt's internal tables, which SQL cannot read or change; \
+         operators read dead letters with GET /v1/dead-letters and erasures with GET /v1/erasures"
+    ))
 }
 
 impl From<DataFusionError> for SqlError {
@@ -49,9 +61,12 @@ impl From<DataFusionError> for SqlError {
             // Our catalog wraps table errors; give them back their own kind.
             DataFusionError::External(inner) => match inner.downcast::<TableError>() {
                 Ok(table) => SqlError::Table(*table),
-                Err(inner) => match inner.downcast::<DataFusionError>() {
-                    Ok(df) => SqlError::from(*df),
-                    Err(other) => SqlError::Execution(other.to_string()),
+                Err(inner) => match inner.downcast::<SqlError>() {
+                    Ok(sql) => *sql,
+                    Err(inner) => match inner.downcast::<DataFusionError>() {
+                        Ok(df) => SqlError::from(*df),
+                        Err(other) => SqlError::Execution(other.to_string()),
+                    },
                 },
             },
             DataFusionError::SQL(e, _) => SqlError::Syntax(e.to_string()),

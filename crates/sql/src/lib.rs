@@ -31,12 +31,14 @@
 mod access;
 mod alter;
 mod catalog;
+mod cooperative;
 mod ddl;
 mod dml;
 mod encode;
 mod engine;
 mod error;
 mod history;
+mod limits;
 mod maintenance;
 mod merge;
 mod redact;
@@ -47,7 +49,10 @@ pub use access::{Access, required_access};
 pub use datafusion::common::ScalarValue;
 pub use ddl::{parse_data_type, sql_type_name};
 pub use encode::{OutputFormat, encode, json_document};
-pub use engine::{CATALOG, Engine, Prepared, SCHEMA, StatementOutput, StatementStream};
+pub use engine::{
+    CATALOG, Engine, EngineOptions, Prepared, SCHEMA, Script, StatementOutput, StatementStream,
+};
 pub use error::{Result, SqlError};
+pub use limits::{QUERY_STACK_BYTES, StatementLimits, check_text};
 pub use redact::{UNTOKENIZABLE, redact_literals};
 pub use statement::split_statements;

@@ -83,7 +83,56 @@ pub fn redact_literals(sql: &str) -> String {
             }
         }
     }
-    redacted
+    collapse_lists(&redacted)
+}
+
+/// Literals a list keeps in the log before the rest are counted.
+const LIST_KEPT: usize = 3;
+
+/// `?, ?, ?, ?, ?` → `?, ?, ?, …(+2)`: a 10,000-value `IN` list logs as a
+/// few bytes, not 20 KB.
+fn collapse_lists(redacted: &str) -> String {
+    let bytes = redacted.as_bytes();
+    let mut out = String::with_capacity(redacted.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'?' {
+            // Copy up to the next '?' (a char boundary: '?' is ASCII).
+            let next = redacted[i..].find('?').map_or(bytes.len(), |n| i + n);
+            out.push_str(&redacted[i..next]);
+            i = next;
+            continue;
+        }
+        // A run: ? (ws* , ws* ?)*
+        let mut items = 1;
+        let mut end = i + 1;
+        loop {
+            let mut j = end;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j >= bytes.len() || bytes[j] != b',' {
+                break;
+            }
+            j += 1;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if j >= bytes.len() || bytes[j] != b'?' {
+                break;
+            }
+            items += 1;
+            end = j + 1;
+        }
+        if items > LIST_KEPT {
+            out.push_str(&["?"; LIST_KEPT].join(", "));
+            out.push_str(&format!(", …(+{})", items - LIST_KEPT));
+        } else {
+            out.push_str(&redacted[i..end]);
+        }
+        i = end;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -114,6 +163,25 @@ mod tests {
         for secret in ["secret", "0badc0de", "1.5", "7", "9"] {
             assert!(!redacted.contains(secret), "{secret} in {redacted}");
         }
+    }
+
+    #[test]
+    fn redact_collapses_long_lists() {
+        let values: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let sql = format!(
+            "SELECT count(*) FROM t WHERE id IN ({}) AND x = 'a'",
+            values.join(", ")
+        );
+        let redacted = redact_literals(&sql);
+        assert_eq!(
+            redacted,
+            "SELECT count(*) FROM t WHERE id IN (?, ?, ?, …(+9997)) AND x = ?"
+        );
+        assert_eq!(redact_literals("SELECT f(1, 2, 3)"), "SELECT f(?, ?, ?)");
+        assert_eq!(
+            redact_literals("INSERT INTO t VALUES (1,2,3,4), (5, 'e')"),
+            "INSERT INTO t VALUES (?, ?, ?, …(+1)), (?, ?)"
+        );
     }
 
     #[test]

@@ -116,6 +116,7 @@ fn describe_history(tokens: &[&TokenWithSpan]) -> Result<Option<Parsed>> {
         Some(Token::Word(w)) => w.value.to_lowercase(),
         _ => return Err(usage()),
     };
+    let table = crate::ddl::user_table(table)?;
     let limit = match &tokens[3..] {
         [] => None,
         [l, n] if keyword(l, Keyword::LIMIT) => match &n.token {

@@ -23,7 +23,8 @@ pub const INTERNAL_TABLE_PREFIX: &str = "_silt_";
 /// unquoted SQL identifiers fold to lower case).
 pub fn is_internal_table(name: &str) -> bool {
     name.len() >= INTERNAL_TABLE_PREFIX.len()
-        && name.as_bytes()[..INTERNAL_TABLE_PREFIX.len()].eq_ignore_ascii_case(INTERNAL_TABLE_PREFIX.as_bytes())
+        && name.as_bytes()[..INTERNAL_TABLE_PREFIX.len()]
+            .eq_ignore_ascii_case(INTERNAL_TABLE_PREFIX.as_bytes())
 }
 
 #[cfg(test)]

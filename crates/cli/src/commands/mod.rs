@@ -19,11 +19,25 @@ use crate::failure::Failure;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<(), Failure> {
+    // Embedded statements are planned on these threads (and the one that
+    // blocks on them): their stacks must hold the deepest statement
+    // silt-sql's limits admit.
+    std::thread::Builder::new()
+        .name("silt-main".into())
+        .stack_size(silt_sql::QUERY_STACK_BYTES)
+        .spawn(move || run_on_runtime(cli))
+        .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot start the main thread: {e}")))?
+        .join()
+        .unwrap_or_else(|_| Err(Failure::new(ErrorKind::Internal, "the command panicked")))
+}
+
+fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(silt_sql::QUERY_STACK_BYTES)
         .enable_all()
         .build()
         .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot start runtime: {e}")))?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         match cli.command {
             Command::Sql {
                 warehouse,
@@ -101,7 +115,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 action,
             } => table::run(&open(&warehouse.warehouse)?, format.format, action).await,
         }
-    })
+    });
+    // Tasks still running (a server past its drain timeout) are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 fn open(location: &str) -> Result<Warehouse, Failure> {

@@ -41,24 +41,19 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest request body.
     pub max_body_bytes: u64,
-    /// The SQL engine over the warehouse.
-    pub engine: silt_sql::Engine,
-    /// Query limits.
-    pub sql: SqlLimits,
+    /// The SQL service (shared with Flight SQL): limits, role checks, log.
+    pub sql: crate::sql_service::SqlService,
     /// GDPR/CCPA erasure.
     pub erasure: ErasureState,
 }
 
-/// Limits on `/v1/sql` statements.
-#[derive(Debug, Clone, Copy)]
-pub struct SqlLimits {
-    /// Longest a statement may run.
-    pub statement_timeout: std::time::Duration,
-    /// Most rows one answer carries.
-    pub max_rows: u64,
-}
-
 impl AppState {
+    /// The role of the request's bearer token (401 without a known one).
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Role, ApiError> {
+        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        self.auth.authenticate(value)
+    }
+
     /// Checks the request's bearer token against `role`.
     pub fn authorize(&self, headers: &HeaderMap, role: Role) -> Result<(), ApiError> {
         let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
