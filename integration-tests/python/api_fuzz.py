@@ -124,6 +124,10 @@ SQL = [
 ]
 
 
+def sql_statements(workdir):
+    return [sql.replace("{elsewhere}", os.path.join(workdir, "elsewhere")) for sql in SQL]
+
+
 def toml_string(value):
     # JSON string escapes are TOML basic-string escapes.
     return json.dumps(value, ensure_ascii=False)
@@ -136,12 +140,12 @@ def schemathesis_config(path):
         "column_names": COLUMN_NAMES,
         "column_types": COLUMN_TYPES,
         "subjects": SUBJECTS,
-        "sql": [sql.replace("{elsewhere}", os.path.join(os.path.dirname(path), "elsewhere")) for sql in SQL],
+        "sql": sql_statements(os.path.dirname(path)),
     }
     bindings = {
         "path.table": ("tables", 0.7),
         "query.table": ("tables", 0.7),
-        "body.sql": ("sql", 0.7),
+        "body.sql": ("sql", 0.8),
         "body.name": ("new_tables", 0.5),
         "body.columns[*].name": ("column_names", 0.5),
         "body.columns[*].type": ("column_types", 0.8),
@@ -333,6 +337,51 @@ def seed(server, token):
         raise SystemExit(f"api-fuzz: seeding: POST rows answered {status}: {text!r}")
 
 
+def sweep_sql(server, role, token, workdir):
+    """Every statement of the SQL dictionary once, in order, with this role's
+    token: schemathesis draws from it at random, so within a time budget it
+    may miss one; this makes sure each is sent. Returns failures (an answer
+    of 5xx, or of a status or content type /v1/sql does not document)."""
+    status, text = request(server.base + "/openapi.json")
+    documented = set(json.loads(text)["paths"]["/v1/sql"]["post"]["responses"])
+    failures = []
+    for sql in sql_statements(workdir):
+        body = json.dumps({"sql": sql}).encode()
+        req = urllib.request.Request(
+            server.base + "/v1/sql",
+            data=body,
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, ctype, answer = resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        except urllib.error.HTTPError as e:
+            status, ctype, answer = e.code, e.headers.get("Content-Type", ""), e.read()
+        except OSError as e:
+            failures.append(f"{role}: {sql[:80]!r}: no answer ({e})")
+            continue
+        problems = []
+        if status >= 500:
+            problems.append("a server error")
+        if str(status) not in documented:
+            problems.append(f"undocumented (documented: {', '.join(sorted(documented))})")
+        if status >= 400 and not ctype.startswith("application/problem+json"):
+            problems.append(f"content type {ctype!r}, not application/problem+json")
+        if problems:
+            failures.append(
+                f"{role}: POST /v1/sql {sql[:80]!r} answered {status}: {'; '.join(problems)}: "
+                f"{answer[:200].decode('utf-8', 'replace')}\n"
+                f"    curl -s -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
+                f"-d {shell_quote(body.decode())} {server.base}/v1/sql"
+            )
+    return failures
+
+
+def shell_quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 # Runs the schemathesis CLI in this Python. CPython 3.11.7 (this machine's)
 # can raise "SystemError: AST constructor recursion depth mismatch" from
 # ast.parse deep in a recursion (CPython gh-106905, fixed in later 3.11s);
@@ -453,6 +502,9 @@ def main():
     try:
         seed(server, tokens["operator"])
         for role in roles:
+            swept = sweep_sql(server, role, tokens[role], workdir)
+            log(f"{role}: {len(SQL)} dictionary statements swept, {len(swept)} failure(s)")
+            failures.extend(swept)
             code, output, took = run_schemathesis(
                 server, role, tokens[role], seconds, seed_value, workers, workdir
             )

@@ -17,6 +17,17 @@ import random
 
 import schemathesis
 
+# Imported here, once, in the main thread: imported lazily from two of
+# schemathesis's worker threads at once, numpy (which pyarrow and Hypothesis
+# both import) fails with "partially initialized module".
+try:
+    import numpy  # noqa: F401
+    import pyarrow as pa
+    import pyarrow.ipc  # noqa: F401
+    import pyarrow.parquet as pq
+except ImportError:  # no pyarrow: Arrow IPC and Parquet bodies are raw bytes
+    pa = pq = None
+
 COLUMNS = [
     "id", "email", "n", "x", "s", "b", "d", "ts", "amount", "raw",
     "new_col", "Ünï", "a b", "", "_silt_x", "ID", "x" * 200,
@@ -78,8 +89,6 @@ def csv_body(rng):
 
 
 def arrow_table(rng):
-    import pyarrow as pa
-
     _, data = rows(rng)
     try:
         return pa.Table.from_pylist(data)
@@ -89,8 +98,6 @@ def arrow_table(rng):
 
 
 def arrow_ipc(rng):
-    import pyarrow as pa
-
     table = arrow_table(rng)
     buf = io.BytesIO()
     with pa.ipc.new_stream(buf, table.schema) as writer:
@@ -99,8 +106,6 @@ def arrow_ipc(rng):
 
 
 def parquet(rng):
-    import pyarrow.parquet as pq
-
     table = arrow_table(rng)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression=rng.choice(["NONE", "SNAPPY", "ZSTD"]))
@@ -117,6 +122,8 @@ def body(make, generated):
     if roll < 0.2:
         return bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
     try:
+        if pa is None and make in (arrow_ipc, parquet):
+            raise RuntimeError("no pyarrow")
         data = make(rng)
     except Exception:  # noqa: BLE001 - pyarrow refusing odd data: send raw bytes
         data = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
