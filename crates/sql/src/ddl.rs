@@ -51,6 +51,36 @@ pub(crate) fn user_table(name: String) -> Result<String> {
     Ok(name)
 }
 
+/// Refuses clauses of `CREATE TABLE` that silt would otherwise ignore: a
+/// table always lives at `<warehouse>/<name>` as a Delta table.
+pub(crate) fn refuse_ignored_clauses(create: &CreateTable) -> Result<()> {
+    let location = create.location.is_some()
+        || create
+            .hive_formats
+            .as_ref()
+            .is_some_and(|formats| formats.location.is_some());
+    let refused = if create.external {
+        Some("CREATE EXTERNAL TABLE")
+    } else if location {
+        Some("LOCATION")
+    } else if create.temporary {
+        Some("CREATE TEMPORARY TABLE")
+    } else if create.like.is_some() {
+        Some("CREATE TABLE … LIKE")
+    } else if create.clone.is_some() {
+        Some("CREATE TABLE … CLONE")
+    } else {
+        None
+    };
+    match refused {
+        Some(clause) => Err(SqlError::Unsupported(format!(
+            "{clause}: silt tables live in the warehouse as <warehouse>/<table>; \
+             create the table without it (or read a Delta table elsewhere with its own reader)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The spec of `CREATE TABLE name (cols) [PARTITIONED BY (..)] [TBLPROPERTIES (..)]`.
 pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSpec)> {
     let name = table_name(&create.name)?;
@@ -144,7 +174,12 @@ pub(crate) async fn create_table_as(engine: &Engine, mut create: CreateTable) ->
     }
 
     let frame = engine
-        .plan_frame(Statement::Query(query), &engine.statement_schema(), Vec::new())
+        .plan_frame(
+            Statement::Query(query),
+            &engine.statement_schema(),
+            Vec::new(),
+            crate::engine::Binding::Now,
+        )
         .await?;
     let query_schema = frame.schema().as_arrow().clone();
     let mut fields = Vec::with_capacity(query_schema.fields().len());

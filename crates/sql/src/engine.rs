@@ -212,6 +212,7 @@ impl Engine {
     async fn run_sql(&self, statement: Statement) -> Result<StatementOutput> {
         match statement {
             Statement::CreateTable(create) if create.query.is_none() => {
+                crate::ddl::refuse_ignored_clauses(&create)?;
                 let (name, spec) = create_table_spec(&create)?;
                 let table = self.warehouse.create_table(&name, spec).await?;
                 Ok(StatementOutput::single(change_batch(
@@ -220,7 +221,12 @@ impl Engine {
                     RowCounts::default(),
                 )?))
             }
+            Statement::CreateView(_) => Err(SqlError::Unsupported(
+                "CREATE VIEW: views are not supported yet; save the query and run it, or CREATE TABLE … AS SELECT"
+                    .to_string(),
+            )),
             Statement::CreateTable(create) => {
+                crate::ddl::refuse_ignored_clauses(&create)?;
                 let (name, version, inserted) = crate::ddl::create_table_as(self, create).await?;
                 let counts = RowCounts {
                     inserted,
@@ -311,7 +317,9 @@ impl Engine {
         statement: Statement,
         schema: &Arc<StatementSchema>,
     ) -> Result<StatementOutput> {
-        let frame = self.plan_frame(statement, schema, Vec::new()).await?;
+        let frame = self
+            .plan_frame(statement, schema, Vec::new(), Binding::Now)
+            .await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         Ok(StatementOutput { schema, batches })
@@ -323,6 +331,7 @@ impl Engine {
         mut statement: Statement,
         schema: &Arc<StatementSchema>,
         params: Vec<ScalarValue>,
+        binding: Binding,
     ) -> Result<DataFrame> {
         pin_versions(&mut statement, schema).await?;
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
@@ -331,20 +340,20 @@ impl Engine {
         let mut plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
+        // `$1` … `$n`: the highest placeholder says how many values are needed.
+        let used = plan
+            .get_parameter_types()?
+            .keys()
+            .filter_map(|name| name.trim_start_matches('$').parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        if params.len() != used && !(params.is_empty() && binding == Binding::Later) {
+            return Err(SqlError::Invalid(format!(
+                "{} parameters sent, the statement uses {used} ($1…${used})",
+                params.len()
+            )));
+        }
         if !params.is_empty() {
-            // `$1` … `$n`: the highest placeholder says how many values are needed.
-            let used = plan
-                .get_parameter_types()?
-                .keys()
-                .filter_map(|name| name.trim_start_matches('$').parse::<usize>().ok())
-                .max()
-                .unwrap_or(0);
-            if params.len() != used {
-                return Err(SqlError::Invalid(format!(
-                    "{} parameters sent, the statement uses {used} ($1…${used})",
-                    params.len()
-                )));
-            }
             // Values are bound into the plan as literals: never spliced into text.
             plan = plan.with_param_values(ParamValues::List(params.into_iter().map(Into::into).collect()))?;
         }
@@ -378,7 +387,7 @@ impl Engine {
             && let Parsed::Sql(statement) = statement
         {
             let frame = self
-                .plan_frame(*statement, &self.statement_schema(), params)
+                .plan_frame(*statement, &self.statement_schema(), params, Binding::Now)
                 .await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let stream = frame.execute_stream().await?;
@@ -423,7 +432,7 @@ impl Engine {
             }
         };
         let frame = self
-            .plan_frame(*statement, &self.statement_schema(), Vec::new())
+            .plan_frame(*statement, &self.statement_schema(), Vec::new(), Binding::Later)
             .await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let mut parameters: Vec<(usize, Field)> = frame
@@ -451,6 +460,16 @@ impl Engine {
             query: true,
         })
     }
+}
+
+/// Whether a plan's `$n` placeholders must be bound when it is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// The plan runs now: every placeholder needs its value (else 400, not
+    /// a failure while running).
+    Now,
+    /// A prepared statement: values come with each execution.
+    Later,
 }
 
 /// A planned query's shape.
