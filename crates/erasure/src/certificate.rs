@@ -148,6 +148,40 @@ pub fn signed_bytes(document: &Value) -> Vec<u8> {
 }
 
 impl Certificate {
+    /// For a `failed` certificate, what it found where (paths, never a
+    /// value); `None` otherwise.
+    pub(crate) fn failure_summary(&self) -> Option<String> {
+        if self.status != "failed" {
+            return None;
+        }
+        let found: u64 = self
+            .tables
+            .iter()
+            .map(|t| t.verification.occurrences_found)
+            .sum::<u64>()
+            + self.ledger.occurrences_found;
+        let paths: Vec<String> = self
+            .tables
+            .iter()
+            .flat_map(|t| {
+                t.verification
+                    .paths_with_occurrences
+                    .iter()
+                    .map(move |p| format!("{}/{p}", t.table))
+            })
+            .chain(
+                self.ledger
+                    .paths_with_occurrences
+                    .iter()
+                    .map(|p| format!("{}/{p}", crate::ledger::LEDGER_TABLE)),
+            )
+            .collect();
+        Some(format!(
+            "verification found {found} occurrence(s) of the subjects in: {}",
+            paths.join(", ")
+        ))
+    }
+
     /// Signs the certificate in place.
     pub fn sign(&mut self, secrets: &Secrets) {
         self.signature.clear();

@@ -13,6 +13,12 @@ pub trait ErasureObserver: Send + Sync {
     /// A request finished with `status` after `seconds` of work (from the
     /// worker's start, across restarts).
     fn finished(&self, _status: Status, _seconds: f64) {}
+    /// The worker read the ledger: `entries` of its entries fail validation
+    /// (listed as `invalid`, never run). A gauge: alert when above 0.
+    fn ledger_invalid(&self, _entries: usize) {}
+    /// A pass of the worker failed and will be retried after a delay
+    /// (`requests`: how many requests it carries).
+    fn retrying(&self, _requests: usize) {}
 }
 
 /// An observer that records nothing.

@@ -3,8 +3,8 @@
 //! about them. One worker per process takes open requests oldest first; a
 //! restarted process resumes what the ledger shows open.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::certificate::{Certificate, TableReport, Timings, Verification};
 use crate::error::{ErasureError, Result};
-use crate::ledger::{ErasureRecord, LEDGER_TABLE, Ledger, Status};
+use crate::ledger::{ErasureRecord, InvalidEntry, LEDGER_TABLE, Ledger, LedgerState, Status};
 use crate::matcher::{MatchMode, Subjects, predicate};
 use crate::observer::{ErasureObserver, NoObserver};
 use crate::purge::{commit_properties, purge};
@@ -41,6 +41,11 @@ const DEFAULT_RETENTION: &str = "interval 1 weeks";
 pub const DEADLINE_DAYS: i64 = 30;
 /// Most subjects one request may carry.
 pub const MAX_SUBJECTS: usize = 100_000;
+/// The worker's first delay before retrying a failed pass (doubled after
+/// each further failure, up to [`RETRY_MOST`]).
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// The longest delay between two attempts of a failing pass.
+const RETRY_MOST: Duration = Duration::from_secs(300);
 
 /// How the erasure service is set up.
 #[derive(Debug, Clone, Default)]
@@ -79,9 +84,15 @@ pub struct Submitted {
 }
 
 /// A request as shown to operators: hashes, never values.
+///
+/// Ledger rows that fail validation are shown too, with status
+/// [`Status::Invalid`]: `id` is the request id when the row has one silt
+/// issues, else `invalid-row-<hex>` (a keyed hash of the row); `error` says what is wrong (columns and row
+/// positions, never a stored value); no subjects, tables or certificate are
+/// shown, since none of what such rows hold can be trusted.
 #[derive(Debug, Clone, Serialize)]
 pub struct RequestView {
-    /// The erasure id.
+    /// The erasure id (or `invalid-row-<hex>` for a row without one).
     pub id: String,
     /// The caller's idempotency key.
     pub request_id: Option<String>,
@@ -105,8 +116,33 @@ pub struct RequestView {
     pub purge: bool,
     /// The signed certificate, once finished.
     pub certificate: Option<Value>,
-    /// Why it failed, if it did (paths and steps, no values).
+    /// Why it failed, if it did (paths and steps, no values); for an open
+    /// request whose last attempt failed, that failure and when the worker
+    /// tries again; for an invalid entry, what is wrong with it.
     pub error: Option<String>,
+}
+
+impl From<&InvalidEntry> for RequestView {
+    fn from(entry: &InvalidEntry) -> Self {
+        RequestView {
+            id: entry.key.clone(),
+            request_id: None,
+            status: Status::Invalid,
+            received_at: entry.received_at,
+            updated_at: entry.updated_at,
+            deadline: entry.received_at + chrono::Duration::days(DEADLINE_DAYS),
+            overdue: false,
+            subjects: 0,
+            subject_hashes: Vec::new(),
+            tables: None,
+            purge: false,
+            certificate: None,
+            error: Some(format!(
+                "{}; not run (see the erasure guide, 'A damaged ledger')",
+                entry.reason
+            )),
+        }
+    }
 }
 
 impl From<ErasureRecord> for RequestView {
@@ -199,6 +235,15 @@ struct TableProgress {
     report: TableReport,
 }
 
+/// A failed pass, waiting for its next attempt.
+#[derive(Debug, Clone)]
+struct Retry {
+    attempts: u32,
+    next: Instant,
+    /// The failure (value-free, like every [`ErasureError`]).
+    error: String,
+}
+
 /// The erasure service of one warehouse.
 pub struct Erasure {
     warehouse: Warehouse,
@@ -208,6 +253,25 @@ pub struct Erasure {
     observer: Arc<dyn ErasureObserver>,
     wake: Notify,
     running: Mutex<()>,
+    retry_first: Duration,
+    retry_most: Duration,
+    /// Open requests whose pass failed, by request id.
+    retries: StdMutex<HashMap<String, Retry>>,
+    /// Invalid ledger entries and ignored rows already reported in a log line.
+    reported: StdMutex<HashSet<String>>,
+}
+
+/// Locks `mutex`, also after a panic elsewhere (the maps stay usable).
+fn locked<T>(mutex: &StdMutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What one round of the worker did.
+struct Round {
+    /// Open requests it ran.
+    ran: usize,
+    /// The first failure of a pass (the pass's requests wait for a retry).
+    failed: Option<ErasureError>,
 }
 
 impl std::fmt::Debug for Erasure {
@@ -237,14 +301,33 @@ impl Erasure {
         };
         let secrets = Secrets::load(config.secret.as_deref(), config.key.as_deref(), local.as_deref())?;
         Ok(Self {
-            ledger: Ledger::new(warehouse.clone()),
+            ledger: Ledger::new(warehouse.clone(), secrets.clone()),
             warehouse,
             secrets,
             config,
             observer,
             wake: Notify::new(),
             running: Mutex::new(()),
+            retry_first: RETRY_FIRST,
+            retry_most: RETRY_MOST,
+            retries: StdMutex::new(HashMap::new()),
+            reported: StdMutex::new(HashSet::new()),
         })
+    }
+
+    /// Sets how long the worker waits before retrying a failed pass: `first`
+    /// after the first failure, doubled after each further one, at most
+    /// `most` (defaults: 5 s and 5 min).
+    pub fn with_retry_delays(mut self, first: Duration, most: Duration) -> Self {
+        self.retry_first = first;
+        self.retry_most = most.max(first);
+        self
+    }
+
+    /// The delay after the `attempts`-th failure in a row.
+    fn retry_delay(&self, attempts: u32) -> Duration {
+        let factor = 1u32 << attempts.saturating_sub(1).min(20);
+        self.retry_first.saturating_mul(factor).min(self.retry_most)
     }
 
     /// The secrets (to verify certificates).
@@ -317,71 +400,199 @@ impl Erasure {
         })
     }
 
-    /// One request.
+    /// One request (or invalid ledger entry, by the id [`Erasure::list`] shows).
     pub async fn get(&self, id: &str) -> Result<RequestView> {
-        Ok(self.ledger.get(id).await?.into())
-    }
-
-    /// Every request, oldest first.
-    pub async fn list(&self) -> Result<Vec<RequestView>> {
-        Ok(self
-            .ledger
-            .all()
-            .await?
-            .into_iter()
+        let state = self.ledger.state().await?;
+        if let Some(record) = state.requests.into_iter().find(|r| r.id == id) {
+            return Ok(self.view(record));
+        }
+        state
+            .invalid
+            .iter()
+            .find(|e| e.key == id)
             .map(RequestView::from)
-            .collect())
+            .ok_or_else(|| ErasureError::NotFound(id.to_string()))
     }
 
-    /// Runs every open request to its end; returns how many ran.
+    /// Every request, oldest first, and every ledger entry that fails
+    /// validation (status `invalid`, see [`RequestView`]).
+    pub async fn list(&self) -> Result<Vec<RequestView>> {
+        let state = self.ledger.state().await?;
+        let mut views: Vec<RequestView> = state.invalid.iter().map(RequestView::from).collect();
+        views.extend(state.requests.into_iter().map(|r| self.view(r)));
+        views.sort_by(|a, b| a.received_at.cmp(&b.received_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(views)
+    }
+
+    /// A request as shown, with the worker's last failure if it is waiting
+    /// to retry.
+    fn view(&self, record: ErasureRecord) -> RequestView {
+        let retry = record
+            .status
+            .is_open()
+            .then(|| locked(&self.retries).get(&record.id).cloned())
+            .flatten();
+        let mut view = RequestView::from(record);
+        if let Some(retry) = retry {
+            let wait = retry.next.saturating_duration_since(Instant::now());
+            view.error = Some(format!(
+                "attempt {} failed: {}; the worker tries again in {} s",
+                retry.attempts,
+                retry.error,
+                wait.as_secs()
+            ));
+        }
+        view
+    }
+
+    /// Runs every open request to its end; returns how many ran. Ledger
+    /// entries that fail validation are skipped (see [`RequestView`]); a
+    /// pass that fails leaves its requests open and answers its error.
     pub async fn run_pending(&self) -> Result<usize> {
+        let round = self.run_round(false).await?;
+        match round.failed {
+            Some(error) => Err(error),
+            None => Ok(round.ran),
+        }
+    }
+
+    /// One round: reads and validates the ledger, reports what fails
+    /// validation, compacts a stale ledger, and runs every open request —
+    /// with `respect_retries`, only those whose retry delay has passed.
+    async fn run_round(&self, respect_retries: bool) -> Result<Round> {
         let _one_at_a_time = self.running.lock().await;
-        let open: Vec<ErasureRecord> = self
-            .ledger
-            .all()
-            .await?
+        let state = self.ledger.state().await?;
+        self.report(&state);
+        if state.stale {
+            // A crash after a request finished but before the ledger was
+            // compacted (or rows written after a certificate) leaves
+            // sealed subjects or ignored rows behind.
+            if let Err(error) = self.ledger.compact("ledger-recovery").await {
+                tracing::warn!(%error, "erasure ledger compaction failed; tried again next round");
+            }
+        }
+        let now = Instant::now();
+        let open: Vec<ErasureRecord> = state
+            .requests
             .into_iter()
             .filter(|r| r.status.is_open())
             .collect();
-        let count = open.len();
-        let mut first_error = None;
+        {
+            // Requests finished or gone meanwhile need no retry.
+            let ids: HashSet<&str> = open.iter().map(|r| r.id.as_str()).collect();
+            locked(&self.retries).retain(|id, _| ids.contains(id.as_str()));
+        }
+        let open: Vec<ErasureRecord> = if respect_retries {
+            let retries = locked(&self.retries);
+            open.into_iter()
+                .filter(|r| retries.get(&r.id).is_none_or(|retry| retry.next <= now))
+                .collect()
+        } else {
+            open
+        };
+        let mut round = Round {
+            ran: open.len(),
+            failed: None,
+        };
         for pass in plan_passes(open) {
-            let id = pass[0].id.clone();
-            if let Err(error) = self.run_pass(pass).await {
-                // The requests stay open and are retried on the next round;
-                // the other passes still run.
-                tracing::error!(erasure = %id, %error, "erasure step failed; will retry");
-                first_error.get_or_insert(error);
+            let ids: Vec<String> = pass.iter().map(|r| r.id.clone()).collect();
+            match self.run_pass(pass).await {
+                Ok(()) => {
+                    let mut retries = locked(&self.retries);
+                    for id in &ids {
+                        retries.remove(id);
+                    }
+                }
+                Err(error) => {
+                    // The requests stay open; the other passes still run,
+                    // and this one is tried again later, each time later.
+                    let attempts = {
+                        let mut retries = locked(&self.retries);
+                        let attempts = ids
+                            .iter()
+                            .filter_map(|id| retries.get(id).map(|r| r.attempts))
+                            .max()
+                            .unwrap_or(0)
+                            + 1;
+                        let retry = Retry {
+                            attempts,
+                            next: Instant::now() + self.retry_delay(attempts),
+                            error: error.to_string(),
+                        };
+                        for id in &ids {
+                            retries.insert(id.clone(), retry.clone());
+                        }
+                        attempts
+                    };
+                    self.observer.retrying(ids.len());
+                    tracing::warn!(erasure = %ids[0], requests = ids.len(), attempt = attempts,
+                        retry_in_s = self.retry_delay(attempts).as_secs_f64(), %error,
+                        "erasure pass failed; the worker tries again later");
+                    round.failed.get_or_insert(error);
+                }
             }
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(count),
+        Ok(round)
+    }
+
+    /// Logs each invalid ledger entry and each ignored row once per process
+    /// (by request id or row position and reason: never a stored value) and
+    /// tells the observer how many invalid entries there are.
+    fn report(&self, state: &LedgerState) {
+        self.observer.ledger_invalid(state.invalid.len());
+        let mut reported = locked(&self.reported);
+        for entry in &state.invalid {
+            if reported.insert(format!("invalid {} {}", entry.key, entry.rows)) {
+                tracing::warn!(erasure = %entry.key, rows = entry.rows, reason = %entry.reason,
+                    "erasure ledger entry fails validation: skipped, listed as invalid");
+            }
+        }
+        for (id, rows) in &state.ignored {
+            if reported.insert(format!("ignored {id} {rows}")) {
+                tracing::warn!(erasure = %id, rows,
+                    "erasure ledger rows after a request's verified certificate are ignored");
+            }
         }
     }
 
+    /// When the earliest waiting retry is due.
+    fn next_retry(&self) -> Option<Instant> {
+        locked(&self.retries).values().map(|r| r.next).min()
+    }
+
     /// The worker loop: runs open requests at start (resuming what a crash
-    /// interrupted), then whenever a request is filed, until `stop` is set.
+    /// interrupted), then whenever a request is filed or a failed pass is
+    /// due again, until `stop` is set. A ledger that cannot be read and a
+    /// failing pass are retried after growing delays, never in a tight loop;
+    /// a request filed meanwhile runs at once.
     pub async fn work(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        // A crash after a request finished but before the ledger was
-        // compacted leaves its sealed subjects in older rows.
-        if let Err(error) = self.ledger.compact_if_stale().await {
-            tracing::warn!(%error, "erasure ledger compaction failed");
-        }
+        let mut ledger_failures = 0u32;
         loop {
             if *stop.borrow() {
                 return;
             }
-            if let Err(error) = self.run_pending().await {
-                tracing::warn!(%error, "erasure worker will retry in 5 s");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = stop.changed() => return,
+            let due = match self.run_round(true).await {
+                Ok(_) => {
+                    ledger_failures = 0;
+                    self.next_retry()
                 }
-                continue;
-            }
+                Err(error) => {
+                    ledger_failures = ledger_failures.saturating_add(1);
+                    let delay = self.retry_delay(ledger_failures);
+                    tracing::warn!(%error, attempt = ledger_failures, retry_in_s = delay.as_secs_f64(),
+                        "erasure ledger cannot be read; the worker tries again later");
+                    Some(Instant::now() + delay)
+                }
+            };
+            let sleep = async {
+                match due {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = sleep => {}
                 _ = stop.changed() => return,
             }
         }
@@ -596,29 +807,7 @@ impl Erasure {
                 signature: String::new(),
             };
             certificate.sign(&self.secrets);
-            if status == Status::Failed {
-                let paths: Vec<String> = certificate
-                    .tables
-                    .iter()
-                    .flat_map(|t| {
-                        t.verification
-                            .paths_with_occurrences
-                            .iter()
-                            .map(move |p| format!("{}/{p}", t.table))
-                    })
-                    .chain(
-                        certificate
-                            .ledger
-                            .paths_with_occurrences
-                            .iter()
-                            .map(|p| format!("{LEDGER_TABLE}/{p}")),
-                    )
-                    .collect();
-                member.error = Some(format!(
-                    "verification found {found} occurrence(s) of the subjects in: {}",
-                    paths.join(", ")
-                ));
-            }
+            member.error = certificate.failure_summary();
             member.status = status;
             member.sealed = None;
             member.results = serde_json::to_value(&certificate).ok();
@@ -891,6 +1080,21 @@ mod tests {
                 vec!["p4"],
             ]
         );
+    }
+
+    /// Retry delays double from the first up to the longest, without
+    /// overflowing however often a pass fails.
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::open(dir.path().to_str().expect("utf8")).expect("warehouse");
+        let erasure = Erasure::open(warehouse, ErasureConfig::default()).expect("open");
+        assert_eq!(erasure.retry_delay(1), RETRY_FIRST);
+        assert_eq!(erasure.retry_delay(2), RETRY_FIRST * 2);
+        assert_eq!(erasure.retry_delay(u32::MAX), RETRY_MOST);
+        let erasure = erasure.with_retry_delays(Duration::from_millis(100), Duration::from_secs(1));
+        let delays: Vec<u128> = (1..=6).map(|a| erasure.retry_delay(a).as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
     }
 
     /// A resumed request finds the delete it committed before a crash, with

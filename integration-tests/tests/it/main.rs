@@ -9,6 +9,7 @@ mod cli_server;
 mod erasure;
 mod errors;
 mod flight_sql;
+mod hardening_erasure;
 mod hardening_sql;
 mod interop;
 mod object_store;

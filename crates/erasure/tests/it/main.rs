@@ -9,6 +9,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use silt_erasure::{Erasure, ErasureConfig, NewRequest, Status, verify_certificate};
 use silt_table::{CommitOptions, TableSpec, Warehouse, WriteMode};
 
+mod damaged_ledger;
+
 const ALICE: &str = "alice-7f3e@example.com";
 
 fn schema() -> Arc<Schema> {
