@@ -41,6 +41,16 @@ fn check(doc: &Value) -> Result<(), Failure> {
                 doc["error"].as_str().unwrap_or("see the certificate")
             ),
         )),
+        // The ledger holds a row for it that does not verify (docs/erasure.md,
+        // "A damaged ledger"): final, and not a success.
+        Some("invalid") => Err(Failure::new(
+            ErrorKind::Internal,
+            format!(
+                "erasure {} is invalid in the ledger: {}",
+                doc["id"].as_str().unwrap_or("?"),
+                doc["error"].as_str().unwrap_or("see GET /v1/erasures")
+            ),
+        )),
         _ => Ok(()),
     }
 }
@@ -92,7 +102,7 @@ pub(super) async fn run_remote(server: &str, token: Option<&str>, args: EraseArg
     let url = format!("{base}/{id}");
     loop {
         let doc = send_json(client.get(&url), token, &url).await?;
-        if matches!(doc["status"].as_str(), Some("done") | Some("failed")) {
+        if matches!(doc["status"].as_str(), Some("done" | "failed" | "invalid")) {
             print(&doc);
             return check(&doc);
         }
