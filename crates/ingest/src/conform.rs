@@ -57,14 +57,8 @@ pub(crate) fn conform_from_row(
     table: &str,
     first_row: u64,
 ) -> Result<Vec<RecordBatch>> {
-    for field in input.schema.fields() {
-        if target.field_with_name(field.name()).is_err() {
-            return Err(IngestError::UnknownColumn {
-                source_name: input.source_name.clone(),
-                column: field.name().clone(),
-                table: table.to_string(),
-            });
-        }
+    if let Some(error) = unknown_columns(&input.source_name, input.schema.fields(), target, table) {
+        return Err(error);
     }
     let mut out = Vec::with_capacity(input.batches.len());
     let mut row_offset = first_row;
@@ -104,6 +98,45 @@ pub(crate) fn conform_from_row(
         row_offset += batch.num_rows() as u64;
     }
     Ok(out)
+}
+
+/// Most table columns an [`IngestError::UnknownColumns`] message lists.
+const LISTED_COLUMNS: usize = 32;
+
+/// The error for `fields` that `target` has no column for, if any. The
+/// fields' names are not in it (see [`IngestError::UnknownColumns`]).
+pub(crate) fn unknown_columns(
+    source_name: &str,
+    fields: &arrow::datatypes::Fields,
+    target: &Schema,
+    table: &str,
+) -> Option<IngestError> {
+    let count = fields
+        .iter()
+        .filter(|f| target.field_with_name(f.name()).is_err())
+        .count();
+    if count == 0 {
+        return None;
+    }
+    let names: Vec<&str> = target.fields().iter().map(|f| f.name().as_str()).collect();
+    let mut columns = names
+        .iter()
+        .take(LISTED_COLUMNS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > LISTED_COLUMNS {
+        columns.push_str(&format!(", and {} more", names.len() - LISTED_COLUMNS));
+    }
+    if columns.is_empty() {
+        columns = "none".to_string();
+    }
+    Some(IngestError::UnknownColumns {
+        source_name: source_name.to_string(),
+        count,
+        table: table.to_string(),
+        columns,
+    })
 }
 
 fn row_error(input: &Decoded, row_index: u64, column: &str, reason: String) -> IngestError {
@@ -287,16 +320,19 @@ mod tests {
     }
 
     #[test]
-    fn unknown_column_is_rejected() {
-        let json = b"{\"id\": 1, \"extra\": true}\n".to_vec();
+    fn unknown_fields_are_counted_but_never_quoted() {
+        let json = b"{\"id\": 1, \"alice@example.com\": true, \"extra\": 2}\n".to_vec();
         let decoded = decode_bytes(Format::Ndjson, json, "b.ndjson").expect("decodes");
-        let err = conform_batches(&decoded, &target(), "t")
-            .expect_err("must fail")
-            .to_string();
+        let err = conform_batches(&decoded, &target(), "t").expect_err("must fail");
+        assert_eq!(err.kind(), silt_table::ErrorKind::InvalidRows);
+        let err = err.to_string();
         assert!(
-            err.contains("column 'extra' does not exist in table 't'"),
+            err.contains(
+                "2 fields of the input are not a column of table 't' (its columns: id, name, amount)"
+            ),
             "{err}"
         );
+        assert!(!err.contains("alice") && !err.contains("extra"), "{err}");
     }
 
     #[test]

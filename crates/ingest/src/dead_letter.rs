@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::conform::conform_from_row;
 use crate::decode::Decoded;
 use crate::error::{IngestError, Result};
+use crate::policy::DEAD_LETTER_TABLE;
 
 /// One rejected row.
 #[derive(Debug, Clone)]
@@ -130,6 +131,118 @@ pub fn dead_letter_batch(origin: &Origin<'_>, letters: &[DeadLetter]) -> Result<
         format: "rows",
         reason: e.to_string(),
     })
+}
+
+/// One dead letter as stored in `_silt_dead_letters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDeadLetter {
+    /// The table the row was sent to.
+    pub table: String,
+    /// When its request arrived.
+    pub received_at: DateTime<Utc>,
+    /// The request's producer, if it named one.
+    pub producer: Option<String>,
+    /// The producer's sequence, if any.
+    pub sequence: Option<i64>,
+    /// Why the row was rejected.
+    pub reason: String,
+    /// The row as one JSON object.
+    pub raw: String,
+}
+
+/// The newest `limit` dead letters, of `table` only when given, newest
+/// first. silt's own read path: `_silt_dead_letters` is not reachable through
+/// SQL or ingest, so its operator endpoint reads it here. No dead letters
+/// ever written (no table) reads as none.
+pub async fn read_dead_letters(
+    warehouse: &silt_table::Warehouse,
+    table: Option<&str>,
+    limit: usize,
+) -> Result<Vec<StoredDeadLetter>> {
+    use deltalake::datafusion::prelude::{SessionContext, ident, lit};
+    let letters = match warehouse.table(DEAD_LETTER_TABLE).await {
+        Ok(letters) => letters,
+        Err(silt_table::TableError::NotFound { .. }) => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let failed = |e: &dyn std::fmt::Display| IngestError::ReadFailed {
+        table: DEAD_LETTER_TABLE.to_string(),
+        reason: e.to_string(),
+    };
+    let context = SessionContext::new();
+    letters
+        .delta()
+        .update_datafusion_session(&context.state())
+        .map_err(|e| failed(&e))?;
+    let provider = letters.delta().table_provider().await.map_err(|e| failed(&e))?;
+    let mut frame = context.read_table(provider).map_err(|e| failed(&e))?;
+    if let Some(table) = table {
+        frame = frame
+            .filter(ident("table").eq(lit(table)))
+            .map_err(|e| failed(&e))?;
+    }
+    let batches = frame
+        .sort(vec![ident("received_at").sort(false, false)])
+        .and_then(|f| f.limit(0, Some(limit)))
+        .map_err(|e| failed(&e))?
+        .collect()
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut out = Vec::new();
+    for batch in &batches {
+        stored_rows(batch, &mut out).map_err(|e| failed(&e))?;
+    }
+    Ok(out)
+}
+
+/// Appends `batch`'s rows (the dead-letter schema) to `out`.
+fn stored_rows(batch: &RecordBatch, out: &mut Vec<StoredDeadLetter>) -> std::result::Result<(), String> {
+    use arrow::array::Array;
+    use arrow::compute::cast;
+    let column = |name: &str, to: &DataType| -> std::result::Result<ArrayRef, String> {
+        let array = batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("column '{name}' is missing"))?;
+        cast(array, to).map_err(|e| format!("column '{name}': {e}"))
+    };
+    let text = |name: &str| -> std::result::Result<StringArray, String> {
+        let array = column(name, &DataType::Utf8)?;
+        array
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .cloned()
+            .ok_or_else(|| format!("column '{name}' is not text"))
+    };
+    let (table, producer, reason, raw) = (text("table")?, text("producer")?, text("reason")?, text("raw")?);
+    let received = column(
+        "received_at",
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    )?;
+    let received = received
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or("column 'received_at' is not a timestamp")?;
+    let sequence = column("sequence", &DataType::Int64)?;
+    let sequence = sequence
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or("column 'sequence' is not a number")?;
+    let optional =
+        |array: &StringArray, row: usize| (!array.is_null(row)).then(|| array.value(row).to_string());
+    for row in 0..batch.num_rows() {
+        out.push(StoredDeadLetter {
+            table: table.value(row).to_string(),
+            received_at: DateTime::from_timestamp_micros(received.value(row)).unwrap_or_default(),
+            producer: optional(&producer, row),
+            sequence: (!sequence.is_null(row)).then(|| sequence.value(row)),
+            reason: reason.value(row).to_string(),
+            raw: raw.value(row).to_string(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -35,15 +35,24 @@ pub enum IngestError {
         /// Why, without the value.
         reason: String,
     },
-    /// A column the table does not have.
-    #[error("{source_name}: column '{column}' does not exist in table '{table}'")]
-    UnknownColumn {
+    /// Fields the table has no column for. Their names are not repeated:
+    /// a key of a JSON body (or a CSV header) that is not a column may be a
+    /// value (an e-mail address used as a key), so only the count and the
+    /// table's own columns are named.
+    #[error(
+        "{source_name}: {} not a column of table '{table}' (its columns: {columns}); \
+         names that are not columns are not repeated, as they may be data",
+        fields_phrase(*.count)
+    )]
+    UnknownColumns {
         /// File name or request label.
         source_name: String,
-        /// Column name.
-        column: String,
+        /// How many of the input's fields are not columns.
+        count: usize,
         /// Table name.
         table: String,
+        /// The table's columns, comma-separated (shortened for wide tables).
+        columns: String,
     },
     /// A NOT NULL column the input lacks.
     #[error("{source_name}: missing column '{column}', which table '{table}' requires (NOT NULL)")]
@@ -100,9 +109,36 @@ pub enum IngestError {
         /// What failed.
         reason: String,
     },
+    /// A table whose name starts with `_silt_`: silt's own tables
+    /// (dead letters, the erasure ledger) are written by silt alone and are
+    /// answered as absent.
+    #[error(
+        "no table '{0}': names starting with '_silt_' are silt's internal tables, which ingest does not write"
+    )]
+    InternalTable(String),
+    /// The caller's role may not do what the request asks (create a table,
+    /// change its schema).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Reading one of silt's own tables failed.
+    #[error("cannot read table '{table}': {reason}")]
+    ReadFailed {
+        /// Table name.
+        table: String,
+        /// What failed.
+        reason: String,
+    },
     /// The table layer refused.
     #[error(transparent)]
     Table(#[from] TableError),
+}
+
+fn fields_phrase(count: usize) -> String {
+    if count == 1 {
+        "1 field of the input is".to_string()
+    } else {
+        format!("{count} fields of the input are")
+    }
 }
 
 impl IngestError {
@@ -114,9 +150,12 @@ impl IngestError {
                 ErrorKind::NotFound
             }
             IngestError::InvalidRow { .. }
-            | IngestError::UnknownColumn { .. }
+            | IngestError::UnknownColumns { .. }
             | IngestError::MissingColumn { .. }
             | IngestError::SchemaConflict { .. } => ErrorKind::InvalidRows,
+            IngestError::InternalTable(_) => ErrorKind::NotFound,
+            IngestError::Forbidden(_) => ErrorKind::Forbidden,
+            IngestError::ReadFailed { .. } => ErrorKind::Internal,
             IngestError::Overloaded { .. } => ErrorKind::Overloaded,
             IngestError::ShuttingDown(_) => ErrorKind::Overloaded,
             IngestError::CommitFailed { kind, .. } => *kind,

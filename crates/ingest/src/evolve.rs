@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
 
+use crate::conform::unknown_columns;
 use crate::decode::Decoded;
 use crate::error::{IngestError, Result};
 
 /// The schema `input` is conformed to: the table's columns, plus — when
 /// `evolve` is on — the input's columns the table lacks, appended as nullable
-/// columns of their inferred (Delta-compatible) type. Without `evolve` an
-/// unknown column is an error naming it.
+/// columns of their inferred (Delta-compatible) type. Without `evolve` input
+/// fields the table lacks are an error that counts them without naming them
+/// (a key that is not a column may be data).
 ///
 /// Existing columns keep their table type: narrower input (int32 into a
 /// BIGINT column, float32 into DOUBLE) is widened by the cast in
@@ -21,17 +23,16 @@ pub fn target_schema(
     evolve: bool,
     table: &str,
 ) -> Result<Arc<Schema>> {
+    if !evolve {
+        return match unknown_columns(&input.source_name, input.inferred.fields(), table_schema, table) {
+            Some(error) => Err(error),
+            None => Ok(table_schema.clone()),
+        };
+    }
     let mut added = Vec::new();
     for field in input.inferred.fields() {
         if table_schema.field_with_name(field.name()).is_ok() {
             continue;
-        }
-        if !evolve {
-            return Err(IngestError::UnknownColumn {
-                source_name: input.source_name.clone(),
-                column: field.name().clone(),
-                table: table.to_string(),
-            });
         }
         let data_type = silt_table::types::delta_compatible_type(field.data_type()).map_err(|reason| {
             IngestError::SchemaConflict {
@@ -66,7 +67,11 @@ mod tests {
         let input =
             decode_bytes(Format::Ndjson, b"{\"id\":1,\"note\":\"x\"}\n".to_vec(), "req").expect("decodes");
         let err = target_schema(&table(), &input, false, "t").expect_err("unknown column");
-        assert!(err.to_string().contains("column 'note' does not exist"), "{err}");
+        assert!(
+            err.to_string().contains("1 field of the input is not a column"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("note"), "{err}");
         let evolved = target_schema(&table(), &input, true, "t").expect("evolves");
         assert_eq!(evolved.fields().len(), 2);
         let note = evolved.field_with_name("note").expect("added");

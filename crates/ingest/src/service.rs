@@ -67,6 +67,11 @@ pub struct IngestRequest {
     pub create: bool,
     /// Add the body's new columns to the table (also on by table property).
     pub evolve: bool,
+    /// The caller may change table definitions on its own authority (the
+    /// operator role). Without it `create` is refused and `evolve` is
+    /// allowed only when the table's policy grants it
+    /// ([`crate::policy::EVOLVE`], set by an operator).
+    pub may_alter: bool,
 }
 
 /// State a table's request handlers share with its committer.
@@ -133,6 +138,7 @@ impl Shared {
 ///         producer: Some(("loader-1".into(), 1)),
 ///         create: true,
 ///         evolve: false,
+///         may_alter: true,
 ///     })
 ///     .await?;
 /// println!("durable at version {}", ack.version);
@@ -175,6 +181,46 @@ impl Ingestor {
         &self.warehouse
     }
 
+    /// Whether a request to `table` with these flags may go ahead, checked
+    /// before its body is read: internal tables (`_silt_*`) are answered as
+    /// absent, a missing table without `create` is not found, `create`
+    /// needs `may_alter`, and `evolve` needs `may_alter` or the table's
+    /// [`crate::policy::EVOLVE`] policy. [`Ingestor::ingest`] checks the same.
+    pub async fn check_allowed(
+        &self,
+        table: &str,
+        create: bool,
+        evolve: bool,
+        may_alter: bool,
+    ) -> Result<()> {
+        refuse_internal(table)?;
+        if may_alter {
+            // An operator may create the table; a missing one is found out
+            // (or created) when the rows arrive.
+            return if create {
+                silt_table::validate_table_name(table).map_err(Into::into)
+            } else {
+                self.table(table, None).await.map(drop)
+            };
+        }
+        if create {
+            return Err(IngestError::Forbidden(format!(
+                "creating table '{table}' through ingest (create) is DDL and needs the operator role"
+            )));
+        }
+        self.table(table, None).await?;
+        if evolve {
+            // Decided on the latest committed properties, not the
+            // committer's copy (refreshed only by its own commits), so an
+            // operator's grant or revocation applies to the next request.
+            let latest = self.warehouse.table(table).await?;
+            if !Policy::from_properties(&latest.properties()?).evolve {
+                return Err(evolve_forbidden(table));
+            }
+        }
+        Ok(())
+    }
+
     /// Decodes, validates and commits one request; answers once durable.
     pub async fn ingest(&self, request: IngestRequest) -> Result<Ack> {
         let IngestRequest {
@@ -184,16 +230,24 @@ impl Ingestor {
             producer,
             create,
             evolve,
+            may_alter,
         } = request;
+        self.check_allowed(&table, create, evolve, may_alter).await?;
         let received_at = Utc::now();
         let bytes = body.len() as u64;
         let decoded = run_blocking(move || decode_bytes(format, body, "request")).await?;
-        self.ingest_decoded(&table, decoded, producer, create, evolve, bytes, received_at)
+        // check_allowed refused create and evolve the caller may not ask for.
+        let change = Change {
+            create: create && may_alter,
+            evolve,
+        };
+        self.ingest_decoded(&table, decoded, producer, change, bytes, received_at)
             .await
     }
 
     /// Commits already-decoded batches (Arrow Flight): validated and grouped
-    /// like any request.
+    /// like any request. Never creates the table nor adds columns beyond what
+    /// the table's policy grants; internal tables are answered as absent.
     pub async fn ingest_batches(
         &self,
         table: &str,
@@ -201,6 +255,7 @@ impl Ingestor {
         batches: Vec<RecordBatch>,
         producer: Option<(String, u64)>,
     ) -> Result<Ack> {
+        refuse_internal(table)?;
         let bytes = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
         let decoded = Decoded {
             source_name: "batch".into(),
@@ -209,24 +264,27 @@ impl Ingestor {
             batches,
             header_line: false,
         };
-        self.ingest_decoded(table, decoded, producer, false, false, bytes, Utc::now())
+        // No create, no evolve beyond what the table's policy grants.
+        let change = Change {
+            create: false,
+            evolve: false,
+        };
+        self.ingest_decoded(table, decoded, producer, change, bytes, Utc::now())
             .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn ingest_decoded(
         &self,
         table: &str,
         decoded: Decoded,
         producer: Option<(String, u64)>,
-        create: bool,
-        evolve: bool,
+        change: Change,
         bytes: u64,
         received_at: DateTime<Utc>,
     ) -> Result<Ack> {
-        let shared = self.table(table, create.then_some(&decoded)).await?;
+        let shared = self.table(table, change.create.then_some(&decoded)).await?;
         let policy = shared.policy();
-        let evolve = evolve || policy.evolve;
+        let evolve = change.evolve || policy.evolve;
         let table_schema = shared
             .schema()
             .ok_or_else(|| IngestError::ShuttingDown(table.to_string()))?;
@@ -282,6 +340,7 @@ impl Ingestor {
     /// The table's shared state, starting its committer on first use and
     /// creating the table from `create_from`'s inferred schema if asked.
     async fn table(&self, name: &str, create_from: Option<&Decoded>) -> Result<Arc<Shared>> {
+        refuse_internal(name)?;
         silt_table::validate_table_name(name)?;
         if self.closed.load(Ordering::Relaxed) {
             return Err(IngestError::ShuttingDown(name.to_string()));
@@ -352,6 +411,33 @@ impl Ingestor {
     }
 }
 
+/// What a request may change about its table's definition.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    /// Create the table if it is missing.
+    create: bool,
+    /// Add the input's new columns.
+    evolve: bool,
+}
+
+/// silt's own tables (`_silt_*`) are not written through ingest: silt writes
+/// dead letters itself (the committer, straight to the table) and the
+/// erasure ledger belongs to silt-erasure.
+fn refuse_internal(table: &str) -> Result<()> {
+    if silt_table::is_internal_table(table) {
+        return Err(IngestError::InternalTable(table.to_string()));
+    }
+    Ok(())
+}
+
+fn evolve_forbidden(table: &str) -> IngestError {
+    IngestError::Forbidden(format!(
+        "adding columns to table '{table}' through ingest (evolve) needs the operator role, \
+         or the table property {} = true, set by an operator",
+        crate::policy::EVOLVE
+    ))
+}
+
 async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
@@ -360,4 +446,144 @@ async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send
             format: "input",
             reason: format!("decoder stopped: {e}"),
         })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dead_letter::read_dead_letters;
+    use crate::policy::{DEAD_LETTER_TABLE, DEAD_LETTERS, EVOLVE};
+    use arrow::datatypes::{DataType, Field};
+    use silt_table::ErrorKind;
+
+    fn request(table: &str, body: &str, create: bool, evolve: bool, may_alter: bool) -> IngestRequest {
+        IngestRequest {
+            table: table.to_string(),
+            format: Format::Ndjson,
+            body: body.as_bytes().to_vec(),
+            producer: None,
+            create,
+            evolve,
+            may_alter,
+        }
+    }
+
+    async fn table(warehouse: &Warehouse, name: &str, properties: &[(&str, &str)]) {
+        let spec = TableSpec {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("n", DataType::Int32, true),
+            ])),
+            partition_columns: Vec::new(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            if_not_exists: false,
+        };
+        warehouse.create_table(name, spec).await.expect("creates");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn internal_tables_are_not_written_but_dead_letters_still_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("opens");
+        table(&warehouse, "t", &[(DEAD_LETTERS, "true")]).await;
+        let ingestor = Ingestor::new(warehouse.clone(), IngestConfig::default());
+        // A bad row goes to the dead letters through the committer's own path.
+        let ack = ingestor
+            .ingest(request("t", "{\"id\":1}\n{\"n\":2}\n", false, false, false))
+            .await
+            .expect("ingests");
+        assert_eq!((ack.rows_written, ack.rows_rejected), (1, 1));
+        let letters = read_dead_letters(&warehouse, Some("t"), 10).await.expect("reads");
+        assert_eq!(letters.len(), 1);
+        assert!(letters[0].reason.contains("column 'id'"), "{letters:?}");
+        assert!(
+            read_dead_letters(&warehouse, Some("other"), 10)
+                .await
+                .expect("reads")
+                .is_empty()
+        );
+
+        for name in [DEAD_LETTER_TABLE, "_silt_erasures", "_SILT_new"] {
+            for may_alter in [false, true] {
+                let error = ingestor
+                    .ingest(request(name, "{\"id\":1}\n", true, false, may_alter))
+                    .await
+                    .expect_err("internal");
+                assert_eq!(error.kind(), ErrorKind::NotFound, "{name}: {error}");
+            }
+            let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(arrow::array::Int64Array::from(vec![1]))],
+            )
+            .expect("batch");
+            let error = ingestor
+                .ingest_batches(name, schema, vec![batch], None)
+                .await
+                .expect_err("internal");
+            assert_eq!(error.kind(), ErrorKind::NotFound, "{name}: {error}");
+        }
+        let letters = read_dead_letters(&warehouse, None, 10).await.expect("reads");
+        assert_eq!(letters.len(), 1, "{letters:?}");
+        ingestor.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_and_evolve_need_authority_or_policy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("opens");
+        table(&warehouse, "fixed", &[]).await;
+        table(&warehouse, "open", &[(EVOLVE, "true")]).await;
+        let ingestor = Ingestor::new(warehouse.clone(), IngestConfig::default());
+        let new_column = "{\"id\":1,\"extra\":\"x\"}\n";
+
+        let error = ingestor
+            .ingest(request("fresh", "{\"id\":1}\n", true, false, false))
+            .await
+            .expect_err("create needs authority");
+        assert_eq!(error.kind(), ErrorKind::Forbidden, "{error}");
+        assert!(error.to_string().contains("operator"), "{error}");
+        let error = ingestor
+            .ingest(request("fixed", new_column, false, true, false))
+            .await
+            .expect_err("evolve needs authority or policy");
+        assert_eq!(error.kind(), ErrorKind::Forbidden, "{error}");
+        assert!(error.to_string().contains(EVOLVE), "{error}");
+        assert_eq!(
+            warehouse
+                .table("fixed")
+                .await
+                .expect("opens")
+                .schema()
+                .expect("schema")
+                .fields()
+                .len(),
+            2
+        );
+
+        ingestor
+            .ingest(request("open", new_column, false, true, false))
+            .await
+            .expect("the table's policy grants evolve");
+        ingestor
+            .ingest(request("fixed", new_column, false, true, true))
+            .await
+            .expect("an operator evolves");
+        ingestor
+            .ingest(request("fresh", "{\"id\":1}\n", true, false, true))
+            .await
+            .expect("an operator creates");
+        assert!(ingestor.check_allowed("fixed", false, false, false).await.is_ok());
+        assert_eq!(
+            ingestor
+                .check_allowed("missing", false, false, false)
+                .await
+                .map_err(|e| e.kind()),
+            Err(ErrorKind::NotFound)
+        );
+        ingestor.shutdown().await;
+    }
 }

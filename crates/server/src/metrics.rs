@@ -1,11 +1,26 @@
 //! Prometheus metrics, per table. Labels are table names and fixed reason
-//! words only — never a value from the data or a producer's payload.
+//! words only — never a value from the data or a producer's payload, and
+//! never the name of one of silt's internal tables (`_silt_*`): their
+//! counts are labelled [`INTERNAL_LABEL`].
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use silt_erasure::{ErasureObserver, Status, TableReport};
 use silt_ingest::{CommitStats, IngestObserver};
+
+/// The `table` label of silt's internal tables (dead letters, the erasure
+/// ledger), whose names are not shown to metric readers.
+pub const INTERNAL_LABEL: &str = "_internal";
+
+/// The `table` label value for `table`.
+fn table_label(table: &str) -> &str {
+    if silt_table::is_internal_table(table) {
+        INTERNAL_LABEL
+    } else {
+        table
+    }
+}
 
 /// The server's metrics.
 pub struct Metrics {
@@ -164,11 +179,12 @@ impl Metrics {
 
     /// A received body.
     pub fn received(&self, table: &str, bytes: u64) {
-        self.bytes.with_label_values(&[table]).inc_by(bytes);
+        self.bytes.with_label_values(&[table_label(table)]).inc_by(bytes);
     }
 
     /// A request answered; `outcome` is a fixed word (`ok`, `duplicate`, or a problem kind).
     pub fn answered(&self, table: &str, outcome: &str, seconds: f64) {
+        let table = table_label(table);
         self.requests.with_label_values(&[table, outcome]).inc();
         if outcome == "ok" || outcome == "duplicate" {
             self.ack_seconds.with_label_values(&[table]).observe(seconds);
@@ -177,7 +193,9 @@ impl Metrics {
 
     /// A request refused before commit, by a fixed reason word.
     pub fn rejected(&self, table: &str, reason: &str) {
-        self.rejections.with_label_values(&[table, reason]).inc();
+        self.rejections
+            .with_label_values(&[table_label(table), reason])
+            .inc();
     }
 
     /// The text exposition format.
@@ -190,6 +208,7 @@ impl Metrics {
 
 impl IngestObserver for Metrics {
     fn committed(&self, table: &str, stats: &CommitStats) {
+        let table = table_label(table);
         self.rows.with_label_values(&[table]).inc_by(stats.rows);
         self.dead_letters
             .with_label_values(&[table])
@@ -206,6 +225,7 @@ impl IngestObserver for Metrics {
     }
 
     fn queued(&self, table: &str, bytes: u64) {
+        let table = table_label(table);
         self.queue_bytes
             .with_label_values(&[table])
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -218,7 +238,7 @@ impl ErasureObserver for Metrics {
     }
 
     fn table_erased(&self, report: &TableReport) {
-        let table = report.table.as_str();
+        let table = table_label(&report.table);
         self.erasure_rows
             .with_label_values(&[table])
             .inc_by(report.rows_deleted);
@@ -239,5 +259,24 @@ impl ErasureObserver for Metrics {
         self.erasure_seconds
             .with_label_values(&[status.as_str()])
             .observe(seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_tables_are_never_label_values() {
+        let metrics = Metrics::new();
+        metrics.received("_silt_dead_letters", 5);
+        metrics.answered("_SILT_erasures", "ok", 0.1);
+        metrics.rejected("_silt_x", "not-found");
+        metrics.queued("_silt_dead_letters", 1);
+        metrics.received("events", 1);
+        let text = metrics.render();
+        assert!(!text.to_ascii_lowercase().contains("table=\"_silt_"), "{text}");
+        assert!(text.contains("table=\"_internal\""), "{text}");
+        assert!(text.contains("table=\"events\""), "{text}");
     }
 }

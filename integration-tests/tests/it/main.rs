@@ -10,6 +10,7 @@ mod erasure;
 mod errors;
 mod flight_sql;
 mod hardening_erasure;
+mod hardening_http;
 mod hardening_sql;
 mod interop;
 mod object_store;

@@ -58,13 +58,16 @@ impl From<ErasureError> for ApiError {
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)] // documents the body; parsed by hand (see module docs)
 pub struct ErasureRequestBody {
-    /// Identifiers of the data subject(s): values of the tables' subject columns.
+    /// Identifiers of the data subject(s): values of the tables' subject
+    /// columns; at least one non-empty, at most 100,000.
+    #[schema(min_items = 1, max_items = 100000)]
     subjects: Vec<String>,
     /// Limit to these tables (default: every table with `silt.erasure.subject_columns`).
     tables: Option<Vec<String>>,
     /// Purge history (VACUUM, checkpoint, log expiry); default true.
     purge: Option<bool>,
     /// Idempotency key: repeating it answers the first request.
+    #[schema(min_length = 1)]
     request_id: Option<String>,
 }
 
@@ -195,9 +198,13 @@ fn parse_request(bytes: &[u8]) -> Result<NewRequest, ApiError> {
 /// `GET /v1/erasures/{id}` for its status and certificate.
 #[utoipa::path(post, path = "/v1/erasures", request_body = ErasureRequestBody,
     responses((status = 202, body = ErasureAccepted),
-              (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 400, description = "malformed body, unknown field, no non-empty subject, unknown table", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
               (status = 403, description = "not an operator token", body = crate::error::Problem, content_type = "application/problem+json"),
-              (status = 409, description = "request_id already used for a different request", body = crate::error::Problem, content_type = "application/problem+json")),
+              (status = 409, description = "request_id already used for a different request", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 413, description = "body above 64 MiB", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 415, description = "a Content-Encoding other than identity", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 501, description = "erasure is not available (object-store warehouse without [erasure] secret and key)", body = crate::error::Problem, content_type = "application/problem+json")),
     tag = "erasure")]
 pub async fn create(
     State(state): State<AppState>,
@@ -219,7 +226,12 @@ pub async fn create(
 }
 
 /// List erasure requests with their deadlines (received + 30 days).
-#[utoipa::path(get, path = "/v1/erasures", responses((status = 200, body = ErasureList)), tag = "erasure")]
+#[utoipa::path(get, path = "/v1/erasures",
+    responses((status = 200, body = ErasureList),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "not an operator token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 501, description = "erasure is not available (object-store warehouse without [erasure] secret and key)", body = crate::error::Problem, content_type = "application/problem+json")),
+    tag = "erasure")]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<ErasureList>, ApiError> {
     state.authorize(&headers, Role::Operator)?;
     let service = state.erasure.get()?;
@@ -234,7 +246,11 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
 
 /// One erasure request: status, and the signed certificate once finished.
 #[utoipa::path(get, path = "/v1/erasures/{id}", params(("id" = String, Path, description = "erasure id")),
-    responses((status = 200, body = ErasureStatus), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = ErasureStatus),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "not an operator token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "no such erasure", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 501, description = "erasure is not available (object-store warehouse without [erasure] secret and key)", body = crate::error::Problem, content_type = "application/problem+json")),
     tag = "erasure")]
 pub async fn get(
     State(state): State<AppState>,

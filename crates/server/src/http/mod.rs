@@ -74,13 +74,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tables/{table}/rows", post(rows::ingest))
         .route("/v1/erasures", post(erasures::create).get(erasures::list))
         .route("/v1/erasures/{id}", get(erasures::get))
+        .route("/v1/dead-letters", get(ops::dead_letters))
         .fallback(ops::not_found)
         // Bodies are read with our own limit so the 413 is problem+json.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-/// Reads a whole body, refusing more than `limit` bytes with 413.
+/// Reads a whole body, refusing more than `limit` bytes with 413 and a
+/// `Content-Encoding` other than `identity` with 415 (silt decodes no
+/// compressed bodies, and a compressed body read as plain would be garbage).
+///
+/// Memory grows with the bytes that arrived, never with what
+/// `Content-Length` declares: an idle connection that announces a large
+/// body holds nothing. A declared length above the limit is refused before
+/// reading.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -90,6 +98,31 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Re
             ),
         )
     };
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = value.to_str().unwrap_or("");
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("identity") {
+                let shown =
+                    if coding.len() <= 32 && coding.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                        format!("'{coding}'")
+                    } else {
+                        "given".to_string()
+                    };
+                return Err(ApiError::new(
+                    ErrorKind::UnsupportedMediaType,
+                    format!(
+                        "the Content-Encoding {shown} is not one this server decodes; send the body uncompressed (identity)"
+                    ),
+                ));
+            }
+        }
+        if text.is_empty() && !value.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::UnsupportedMediaType,
+                "the Content-Encoding is not visible ASCII; send the body uncompressed (identity)",
+            ));
+        }
+    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -97,16 +130,36 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Re
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
     let mut stream = body.into_data_stream();
-    let mut buffer = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    let mut first: Option<Bytes> = None;
+    let mut buffer: Vec<u8> = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
-        if (buffer.len() + chunk.len()) as u64 > limit {
+        let held = first.as_ref().map_or(buffer.len(), Bytes::len);
+        let total = held.saturating_add(chunk.len());
+        if total > limit_bytes {
             return Err(too_large());
+        }
+        // The common one-chunk body is kept as it came, without a copy.
+        if first.is_none() && buffer.is_empty() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            buffer = Vec::with_capacity(first.len().saturating_mul(2).max(total).min(limit_bytes));
+            buffer.extend_from_slice(&first);
+        } else if total > buffer.capacity() {
+            // Doubling, but never past the limit.
+            let target = buffer.capacity().saturating_mul(2).max(total).min(limit_bytes);
+            buffer.reserve_exact(target - buffer.len());
         }
         buffer.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(buffer))
+    Ok(match first {
+        Some(first) => first,
+        None => Bytes::from(buffer),
+    })
 }
 
 /// A JSON body, parsed with a 400 that says what is wrong.

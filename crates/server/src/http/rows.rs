@@ -36,20 +36,32 @@ pub struct IngestAnswer {
     pub duplicate: bool,
 }
 
+/// The query parameters ingest accepts.
+const INGEST_PARAMS: &[&str] = &["create", "evolve"];
+
+/// Metric label of a request that did not reach a table silt serves (bad
+/// name, unknown or internal table, refused token): never the name sent, so
+/// unauthenticated callers cannot mint label values.
+const UNRESOLVED_LABEL: &str = "_unknown";
+
 /// Ingest rows.
 ///
 /// The body's `Content-Type` picks the decoder. With `Silt-Producer-Id` and
 /// `Silt-Sequence`, a sequence at or below the producer's committed one
-/// answers `duplicate: true` and writes nothing.
+/// answers `duplicate: true` and writes nothing. Needs the writer role;
+/// `create=true` needs the operator role, and `evolve=true` the operator
+/// role or the table property `silt.ingest.evolve = true`. Tables named
+/// `_silt_*` are silt's own and answer 404. Other query parameters are
+/// refused with 400.
 #[utoipa::path(
     post,
     path = "/v1/tables/{table}/rows",
     params(
         ("table" = String, Path, description = "table name"),
-        ("create" = Option<bool>, Query, description = "create the table from the body's inferred schema"),
-        ("evolve" = Option<bool>, Query, description = "add the body's new columns as nullable columns"),
-        ("Silt-Producer-Id" = Option<String>, Header, description = "producer id for exactly-once"),
-        ("Silt-Sequence" = Option<u64>, Header, description = "the producer's sequence, increasing"),
+        ("create" = Option<bool>, Query, description = "create the table from the body's inferred schema (operator role)"),
+        ("evolve" = Option<bool>, Query, description = "add the body's new columns as nullable columns (operator role, or a writer when the table property silt.ingest.evolve is true)"),
+        ("Silt-Producer-Id" = Option<String>, Header, description = "producer id for exactly-once (1 to 256 characters, sent once)"),
+        ("Silt-Sequence" = Option<u64>, Header, description = "the producer's sequence, increasing: ASCII digits only (no sign or spaces), 0 to 2^63-1, sent once", minimum = 0, maximum = 9223372036854775807_u64),
     ),
     request_body(
         description = "rows as NDJSON, CSV with header, Arrow IPC stream or Parquet",
@@ -62,36 +74,39 @@ pub struct IngestAnswer {
     ),
     responses(
         (status = 200, description = "durable", body = IngestAnswer),
-        (status = 400, description = "malformed body or headers", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "malformed body, headers or query parameters (an unknown parameter is refused)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "role may not ingest", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "no such table", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the role may not ingest, create (create=true needs operator) or add columns (evolve=true needs operator or the table's silt.ingest.evolve policy)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such table (internal _silt_ tables answer the same)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "a concurrent commit won and could not be retried", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "body too large", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "unknown content type", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "unknown content type, or a Content-Encoding other than identity", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "rows do not fit the table", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "queue full; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "queue full or shutting down; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     tag = "ingest"
 )]
 pub async fn ingest(
     State(state): State<AppState>,
     Path(table): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestAnswer>, ApiError> {
     let started = Instant::now();
-    let result = ingest_inner(&state, &table, query, &headers, body).await;
+    let mut resolved = false;
+    let result = ingest_inner(&state, &table, query, &headers, body, &mut resolved).await;
     let outcome = match &result {
         Ok(answer) if answer.duplicate => "duplicate",
         Ok(_) => "ok",
         Err(error) => outcome_word(error.kind),
     };
-    // Metric labels come from names the table layer accepted, never from bodies.
-    let label = if silt_table::validate_table_name(&table).is_ok() {
+    // Metric labels are names of tables the request was allowed to reach,
+    // never a name an unauthenticated caller made up, nor a body's content.
+    let label = if resolved {
         table.as_str()
     } else {
-        "_invalid"
+        UNRESOLVED_LABEL
     };
     if let Err(error) = &result {
         state.metrics.rejected(label, outcome_word(error.kind));
@@ -105,20 +120,28 @@ pub async fn ingest(
 async fn ingest_inner(
     state: &AppState,
     table: &str,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: &HeaderMap,
     body: Body,
+    resolved: &mut bool,
 ) -> Result<IngestAnswer, ApiError> {
     state.authorize(headers, Role::Writer)?;
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    // Creating a table or changing its schema is DDL: the operator's, or
+    // (evolve only) a writer's where the table's policy grants it.
+    let may_alter = state.authorize(headers, Role::Operator).is_ok();
+    let query = query_params(query, INGEST_PARAMS)?;
     let create = flag(&query, "create")?;
     let evolve = flag(&query, "evolve")?;
     let format = body_format(headers)?;
     let producer = producer(headers)?;
+    // Refusals that need no body come before it is read.
+    state
+        .ingestor
+        .check_allowed(table, create, evolve, may_alter)
+        .await?;
+    *resolved = true;
     let bytes = read_body(headers, body, state.max_body_bytes).await?;
-    if silt_table::validate_table_name(table).is_ok() {
-        state.metrics.received(table, bytes.len() as u64);
-    }
+    state.metrics.received(table, bytes.len() as u64);
     let ack = state
         .ingestor
         .ingest(IngestRequest {
@@ -128,6 +151,7 @@ async fn ingest_inner(
             producer,
             create,
             evolve,
+            may_alter,
         })
         .await?;
     Ok(IngestAnswer {
@@ -141,6 +165,46 @@ async fn ingest_inner(
 
 fn outcome_word(kind: ErrorKind) -> &'static str {
     kind.slug()
+}
+
+/// The request's query parameters, each at most once and each one of
+/// `accepted`; anything else is a 400 that names it (when it is a short
+/// printable name) and lists the accepted ones.
+pub(crate) fn query_params(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    accepted: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let listed = if accepted.is_empty() {
+        "this endpoint takes none".to_string()
+    } else {
+        format!("accepted: {}", accepted.join(", "))
+    };
+    let mut params = HashMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let shown = printable_name(&name);
+        if !accepted.contains(&name.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "unknown query parameter {shown}; {listed}"
+            )));
+        }
+        if params.insert(name, value).is_some() {
+            return Err(ApiError::invalid(format!(
+                "query parameter {shown} is given more than once"
+            )));
+        }
+    }
+    Ok(params)
+}
+
+/// `'name'` for a short name of visible ASCII, else a description: a
+/// parameter name is the caller's text and is only repeated when harmless.
+fn printable_name(name: &str) -> String {
+    if !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'\'') {
+        format!("'{name}'")
+    } else {
+        "(a name that is not repeated)".to_string()
+    }
 }
 
 fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
@@ -178,33 +242,111 @@ pub(crate) fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
     }
 }
 
-/// `(producer, sequence)` from the exactly-once headers: both or neither.
+/// `(producer, sequence)` from the exactly-once headers: both or neither,
+/// each sent once; the sequence is plain ASCII digits (no sign, no spaces).
 fn producer(headers: &HeaderMap) -> Result<Option<(String, u64)>, ApiError> {
-    let text = |name: &str| -> Result<Option<String>, ApiError> {
-        headers
-            .get(name)
-            .map(|v| {
-                v.to_str()
-                    .map(|s| s.trim().to_string())
-                    .map_err(|_| ApiError::invalid(format!("header {name} must be visible ASCII")))
-            })
-            .transpose()
+    let text = |name: &str, shown: &str| -> Result<Option<String>, ApiError> {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::invalid(format!(
+                "header {shown} is sent more than once; send it once"
+            )));
+        }
+        value
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| ApiError::invalid(format!("header {shown} must be visible ASCII")))
     };
-    match (text(PRODUCER_HEADER)?, text(SEQUENCE_HEADER)?) {
+    match (
+        text(PRODUCER_HEADER, "Silt-Producer-Id")?,
+        text(SEQUENCE_HEADER, "Silt-Sequence")?,
+    ) {
         (None, None) => Ok(None),
         (Some(producer), Some(sequence)) => {
+            let producer = producer.trim().to_string();
             if producer.is_empty() || producer.len() > 256 {
                 return Err(ApiError::invalid("Silt-Producer-Id must be 1 to 256 characters"));
             }
-            let sequence = sequence
-                .parse::<u64>()
-                .ok()
-                .filter(|s| i64::try_from(*s).is_ok())
-                .ok_or_else(|| ApiError::invalid("Silt-Sequence must be a whole number from 0 to 2^63-1"))?;
-            Ok(Some((producer, sequence)))
+            Ok(Some((producer, parse_sequence(&sequence)?)))
         }
         _ => Err(ApiError::invalid(
             "send both Silt-Producer-Id and Silt-Sequence for exactly-once, or neither",
         )),
+    }
+}
+
+/// A `Silt-Sequence` value: one or more ASCII digits, at most 2^63-1.
+/// `+5`, `-1`, ` 5 ` (inner or surrounding spaces the HTTP layer kept),
+/// `5.0` and `0x5` are refused rather than read as a number.
+fn parse_sequence(text: &str) -> Result<u64, ApiError> {
+    let refuse =
+        || ApiError::invalid("Silt-Sequence must be ASCII digits only, a whole number from 0 to 2^63-1");
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(refuse());
+    }
+    text.parse::<u64>()
+        .ok()
+        .filter(|s| i64::try_from(*s).is_ok())
+        .ok_or_else(refuse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_are_plain_digits() {
+        for good in ["0", "5", "05", "9223372036854775807"] {
+            assert!(parse_sequence(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "+5",
+            "-1",
+            " 5",
+            "5 ",
+            "5.0",
+            "0x5",
+            "1e3",
+            "9223372036854775808",
+            "５",
+        ] {
+            assert!(parse_sequence(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_headers_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.append(PRODUCER_HEADER, "p".parse().expect("value"));
+        headers.append(SEQUENCE_HEADER, "1".parse().expect("value"));
+        assert_eq!(producer(&headers).expect("ok"), Some(("p".to_string(), 1)));
+        headers.append(SEQUENCE_HEADER, "2".parse().expect("value"));
+        assert!(producer(&headers).is_err());
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused() {
+        let query = |pairs: &[(&str, &str)]| {
+            Ok(Query(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        assert!(query_params(query(&[("create", "true")]), INGEST_PARAMS).is_ok());
+        let error = query_params(query(&[("mode", "upsert")]), INGEST_PARAMS).expect_err("unknown");
+        assert!(
+            error.detail.contains("'mode'") && error.detail.contains("create, evolve"),
+            "{}",
+            error.detail
+        );
+        let error = query_params(query(&[("alice@example.com x", "1")]), INGEST_PARAMS).expect_err("unknown");
+        assert!(!error.detail.contains("alice"), "{}", error.detail);
+        assert!(query_params(query(&[("create", "true"), ("create", "false")]), INGEST_PARAMS).is_err());
     }
 }

@@ -9,11 +9,27 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use silt_table::{Table, TableSpec};
+use silt_table::{ErrorKind, Table, TableSpec, is_internal_table};
 
+use super::rows::query_params;
 use super::{AppState, parse_json, read_body};
 use crate::auth::Role;
 use crate::error::ApiError;
+
+/// The same 404 for an internal table (`_silt_*`) as for a missing one:
+/// silt's own tables are reached only through their own endpoints.
+pub(crate) fn refuse_internal(name: &str) -> Result<(), ApiError> {
+    if is_internal_table(name) {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no table '{name}': names starting with '_silt_' are silt's internal tables, \
+                 reachable only through their own endpoints (dead letters: GET /v1/dead-letters)"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// One column of a new table.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -36,9 +52,12 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTable {
-    /// Table name.
+    /// Table name: `[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters, not
+    /// starting with `_silt_` (silt's internal tables).
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
     pub name: String,
     /// Columns, in order.
+    #[schema(min_items = 1)]
     pub columns: Vec<ColumnSpec>,
     /// Partition columns, in order.
     #[serde(default)]
@@ -109,10 +128,15 @@ fn describe_table(table: &Table) -> Result<TableInfo, ApiError> {
     })
 }
 
-/// Create a table.
+/// Create a table. Operator role.
 #[utoipa::path(post, path = "/v1/tables", request_body = CreateTable,
-    responses((status = 201, body = TableInfo), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"),
-              (status = 409, description = "exists", body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 201, body = TableInfo),
+              (status = 400, description = "malformed body, bad name (names starting with _silt_ are reserved), type or property", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "not an operator token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 409, description = "exists", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 413, description = "body above 1 MiB", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 415, description = "a Content-Encoding other than identity", body = crate::error::Problem, content_type = "application/problem+json")),
     tag = "tables")]
 pub async fn create(
     State(state): State<AppState>,
@@ -122,6 +146,12 @@ pub async fn create(
     state.authorize(&headers, Role::Operator)?;
     let bytes = read_body(&headers, body, 1024 * 1024).await?;
     let request: CreateTable = parse_json(&bytes)?;
+    if is_internal_table(&request.name) {
+        return Err(ApiError::invalid(format!(
+            "table name '{}' is reserved: names starting with '_silt_' are silt's internal tables",
+            request.name
+        )));
+    }
     let mut fields = Vec::with_capacity(request.columns.len());
     for column in &request.columns {
         let data_type = silt_sql::parse_data_type(&column.data_type)
@@ -142,18 +172,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(describe_table(&table)?)))
 }
 
-/// List tables.
-#[utoipa::path(get, path = "/v1/tables", responses((status = 200, body = TableList)), tag = "tables")]
+/// List tables (silt's internal `_silt_*` tables are not listed).
+#[utoipa::path(get, path = "/v1/tables",
+    responses((status = 200, body = TableList),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "the token's role may not read", body = crate::error::Problem, content_type = "application/problem+json")),
+    tag = "tables")]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<TableList>, ApiError> {
     state.authorize(&headers, Role::Reader)?;
-    Ok(Json(TableList {
-        tables: state.warehouse.list_tables().await?,
-    }))
+    let mut tables = state.warehouse.list_tables().await?;
+    tables.retain(|name| !is_internal_table(name));
+    Ok(Json(TableList { tables }))
 }
 
 /// Describe a table: schema, version, files, bytes, properties.
 #[utoipa::path(get, path = "/v1/tables/{table}", params(("table" = String, Path, description = "table name")),
-    responses((status = 200, body = TableInfo), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = TableInfo),
+              (status = 400, description = "not a valid table name", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "the token's role may not read", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "no such table (internal _silt_ tables answer the same)", body = crate::error::Problem, content_type = "application/problem+json")),
     tag = "tables")]
 pub async fn describe(
     State(state): State<AppState>,
@@ -161,6 +199,7 @@ pub async fn describe(
     headers: HeaderMap,
 ) -> Result<Json<TableInfo>, ApiError> {
     state.authorize(&headers, Role::Reader)?;
+    refuse_internal(&name)?;
     let table = state.warehouse.table(&name).await?;
     Ok(Json(describe_table(&table)?))
 }
@@ -168,16 +207,21 @@ pub async fn describe(
 /// A table's commits, newest first.
 #[utoipa::path(get, path = "/v1/tables/{table}/history",
     params(("table" = String, Path, description = "table name"), ("limit" = Option<usize>, Query, description = "at most this many commits")),
-    responses((status = 200, body = History), (status = 404, body = crate::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = History),
+              (status = 400, description = "bad table name, bad limit or an unknown query parameter", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "the token's role may not read", body = crate::error::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "no such table (internal _silt_ tables answer the same)", body = crate::error::Problem, content_type = "application/problem+json")),
     tag = "tables")]
 pub async fn history(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<History>, ApiError> {
     state.authorize(&headers, Role::Reader)?;
-    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let query = query_params(query, &["limit"])?;
+    refuse_internal(&name)?;
     let limit = query
         .get("limit")
         .map(|l| {
