@@ -647,6 +647,10 @@ fn openapi_lists_auth_errors_and_the_minimums_the_server_enforces() {
     assert_problem(&http.post_json("/v1/tables", &empty_name), 400);
     let no_columns = json!({"name": "t", "columns": []});
     assert_problem(&http.post_json("/v1/tables", &no_columns), 400);
+    assert_eq!(schemas["ColumnSpec"]["properties"]["name"]["minLength"], 1);
+    let empty_column = json!({"name": "t", "columns": [{"name": "", "type": "BIGINT"}]});
+    assert_problem(&http.post_json("/v1/tables", &empty_column), 400);
+    assert_problem(&http.get("/v1/tables/t"), 404);
     let no_subjects = json!({"subjects": []});
     assert_problem(&http.post_json("/v1/erasures", &no_subjects), 400);
 }

@@ -34,10 +34,12 @@ pub(crate) fn refuse_internal(name: &str) -> Result<(), ApiError> {
 /// One column of a new table.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ColumnSpec {
-    /// Column name.
+    /// Column name (not empty).
+    #[schema(min_length = 1)]
     pub name: String,
     /// SQL type: BIGINT, INT, DOUBLE, STRING/VARCHAR, BOOLEAN, DATE, TIMESTAMP, DECIMAL(p,s), BINARY.
     #[serde(rename = "type")]
+    #[schema(min_length = 1)]
     pub data_type: String,
     /// Whether nulls are allowed (default true).
     #[serde(default = "yes")]
@@ -153,7 +155,13 @@ pub async fn create(
         )));
     }
     let mut fields = Vec::with_capacity(request.columns.len());
-    for column in &request.columns {
+    for (index, column) in request.columns.iter().enumerate() {
+        if column.name.is_empty() {
+            return Err(ApiError::invalid(format!(
+                "column {} has an empty name",
+                index + 1
+            )));
+        }
         let data_type = silt_sql::parse_data_type(&column.data_type)
             .map_err(|e| ApiError::invalid(format!("column '{}': {e}", column.name)))?;
         fields.push(arrow::datatypes::Field::new(
