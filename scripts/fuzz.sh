@@ -16,6 +16,7 @@
 #   FUZZ_TARGET_DIR cargo target dir of the fuzz build (default ~/.cache/silt-fuzz-target)
 #   FUZZ_MAX_LEN    libFuzzer -max_len (default 65536)
 #   FUZZ_STACK_KB   stack of the fuzzing thread (default 2048, the server's)
+#   FUZZ_MINIMIZE_SECONDS  time to minimize each distinct crash (default 40)
 #   SILT_PYTHON     a Python with pyarrow, for the Parquet/IPC seeds
 #                   (default the peer venv of scripts/setup-python.sh)
 #
@@ -145,8 +146,10 @@ for target in "${all_targets[@]}"; do
     # Minimized, it must still fail the same way (libFuzzer keeps any crash).
     min="$input.min"
     if [ ! -f "$min" ]; then
-      (ulimit -s "$stack_kb" && nice -n 19 "$bin_dir/$target" "$input" -minimize_crash=1 \
-        -max_total_time=30 -timeout=30 -rss_limit_mb=4096 -exact_artifact_path="$min") \
+      # libFuzzer's minimizer restarts the target per attempt and does not
+      # keep to -max_total_time: timeout bounds it.
+      (ulimit -s "$stack_kb" && timeout -k 5 "${FUZZ_MINIMIZE_SECONDS:-40}" nice -n 19 "$bin_dir/$target" "$input" \
+        -minimize_crash=1 -max_total_time=30 -timeout=30 -rss_limit_mb=4096 -exact_artifact_path="$min") \
         >"$input.tmin.log" 2>&1 || true
       if [ -f "$min" ] && { run_one "$target" "$min" "$min.log" || [ "$(signature "$min.log")" != "$sig" ]; }; then
         rm -f "$min"
