@@ -28,6 +28,10 @@ pub fn infer_table_schema(inputs: &[Decoded]) -> Result<Arc<Schema>> {
         });
     }
     let merged = merged.unwrap_or_else(Schema::empty);
+    if merged.fields().iter().any(|f| f.name().is_empty()) {
+        let source = inputs.first().map(|i| i.source_name.as_str()).unwrap_or_default();
+        return Err(crate::evolve::nameless_field(source));
+    }
     // Inferred columns are nullable: a later file may lack a value.
     let nullable = Schema::new(
         merged

@@ -72,6 +72,13 @@ pub enum IngestError {
         /// What differs.
         reason: String,
     },
+    /// A field with an empty name where a new column would be made
+    /// (create or evolve): no SQL could name such a column.
+    #[error("{source_name}: a field with an empty name cannot become a column")]
+    NamelessField {
+        /// File name or request label.
+        source_name: String,
+    },
     /// A format name silt does not know.
     #[error("unknown format '{0}': use csv, ndjson, parquet or arrow")]
     UnknownFormat(String),
@@ -152,7 +159,8 @@ impl IngestError {
             IngestError::InvalidRow { .. }
             | IngestError::UnknownColumns { .. }
             | IngestError::MissingColumn { .. }
-            | IngestError::SchemaConflict { .. } => ErrorKind::InvalidRows,
+            | IngestError::SchemaConflict { .. }
+            | IngestError::NamelessField { .. } => ErrorKind::InvalidRows,
             IngestError::InternalTable(_) => ErrorKind::NotFound,
             IngestError::Forbidden(_) => ErrorKind::Forbidden,
             IngestError::ReadFailed { .. } => ErrorKind::Internal,

@@ -34,6 +34,9 @@ pub fn target_schema(
         if table_schema.field_with_name(field.name()).is_ok() {
             continue;
         }
+        if field.name().is_empty() {
+            return Err(nameless_field(&input.source_name));
+        }
         let data_type = silt_table::types::delta_compatible_type(field.data_type()).map_err(|reason| {
             IngestError::SchemaConflict {
                 source_name: input.source_name.clone(),
@@ -50,6 +53,13 @@ pub fn target_schema(
         fields,
         table_schema.metadata().clone(),
     )))
+}
+
+/// A field whose name is empty cannot become a column (no SQL can name it).
+pub(crate) fn nameless_field(source_name: &str) -> IngestError {
+    IngestError::NamelessField {
+        source_name: source_name.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +87,9 @@ mod tests {
         let note = evolved.field_with_name("note").expect("added");
         assert!(note.is_nullable());
         assert_eq!(note.data_type(), &DataType::Utf8);
+        let nameless =
+            decode_bytes(Format::Ndjson, b"{\"id\":1,\"\":\"x\"}\n".to_vec(), "req").expect("decodes");
+        let err = target_schema(&table(), &nameless, true, "t").expect_err("no nameless column");
+        assert!(err.to_string().contains("empty name"), "{err}");
     }
 }

@@ -34,8 +34,9 @@ pub(crate) fn refuse_internal(name: &str) -> Result<(), ApiError> {
 /// One column of a new table.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ColumnSpec {
-    /// Column name (not empty).
-    #[schema(min_length = 1)]
+    /// Column name; `POST /v1/tables` refuses an empty one. (Not a schema
+    /// constraint: this type also describes existing tables, which other
+    /// Delta writers may have made.)
     pub name: String,
     /// SQL type: BIGINT, INT, DOUBLE, STRING/VARCHAR, BOOLEAN, DATE, TIMESTAMP, DECIMAL(p,s), BINARY.
     #[serde(rename = "type")]
