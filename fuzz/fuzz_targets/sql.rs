@@ -63,8 +63,11 @@ fuzz_target!(|data: &[u8]| {
 /// Tokens that carry a value written in the text.
 fn is_literal(token: &Token) -> bool {
     match token {
+        // A character the tokenizer does not know (a control character, say)
+        // is kept by redaction unless it is a letter or digit: it carries no
+        // value.
+        Token::Char(c) => c.is_alphanumeric(),
         Token::Number(..)
-        | Token::Char(_)
         | Token::SingleQuotedString(_)
         | Token::DoubleQuotedString(_)
         | Token::TripleSingleQuotedString(_)
