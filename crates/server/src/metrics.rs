@@ -39,6 +39,16 @@ pub struct Metrics {
     erasure_rows: IntCounterVec,
     erasure_files: IntCounterVec,
     erasure_seconds: HistogramVec,
+    erasure_ledger_invalid: IntGaugeVec,
+    erasure_retries: IntCounterVec,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), &[]).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(gauge.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    gauge
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -173,6 +183,17 @@ impl Metrics {
                 vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0],
                 &["status"],
             ),
+            erasure_ledger_invalid: gauge(
+                &registry,
+                "silt_erasure_ledger_invalid_entries",
+                "ledger entries that fail validation (damaged or forged; listed as invalid, never run): alert above 0",
+            ),
+            erasure_retries: counter(
+                &registry,
+                "silt_erasure_retries_total",
+                "erasure worker passes that failed and were scheduled for a retry",
+                &[],
+            ),
             registry,
         }
     }
@@ -259,6 +280,18 @@ impl ErasureObserver for Metrics {
         self.erasure_seconds
             .with_label_values(&[status.as_str()])
             .observe(seconds);
+    }
+
+    fn ledger_invalid(&self, entries: usize) {
+        self.erasure_ledger_invalid
+            .with_label_values(&[] as &[&str])
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    fn retrying(&self, requests: usize) {
+        self.erasure_retries
+            .with_label_values(&[] as &[&str])
+            .inc_by(u64::try_from(requests).unwrap_or(u64::MAX));
     }
 }
 

@@ -265,4 +265,13 @@ fn a_ledger_damaged_on_disk_does_not_stall_erasure() {
     for value in [PLANTED, "garbage", FIRST, SUBJECT] {
         assert!(!log.contains(value), "the log quotes '{value}':\n{log}");
     }
+
+    // Prometheus shows the damage as a gauge an operator can alert on.
+    let metrics = operator.get("/metrics").body;
+    let invalid = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("silt_erasure_ledger_invalid_entries "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no silt_erasure_ledger_invalid_entries in /metrics:\n{metrics}"));
+    assert!(invalid > 0.0, "{invalid}");
 }
