@@ -386,6 +386,14 @@ fn ingest_stream<S>(
 where
     S: Stream<Item = Result<FlightData, Status>> + Send + 'static,
 {
+    // Compressed buffers are refused from their header, before arrow-ipc
+    // reserves their declared (attacker-chosen) uncompressed size.
+    let messages = messages.and_then(|data| async move {
+        if silt_ingest::decode::ipc::message_is_compressed(&data.data_header) {
+            return Err(invalid(silt_ingest::decode::ipc::COMPRESSED_IPC));
+        }
+        Ok(data)
+    });
     let mut decoder = FlightDataDecoder::new(messages.map_err(FlightError::from));
     let (sender, receiver) = mpsc::channel::<Result<PutResult, Status>>(1);
     tokio::spawn(async move {
@@ -602,17 +610,27 @@ impl FlightSqlService for SiltFlight {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let caller = self.authenticate(&request)?;
         let mut statement = self.prepared(&query.prepared_statement_handle, caller)?;
-        let batches: Vec<RecordBatch> =
-            FlightDataDecoder::new(request.into_inner().map_err(FlightError::from))
-                .try_filter_map(|d| async move {
-                    Ok(match d.payload {
-                        DecodedPayload::RecordBatch(batch) => Some(batch),
-                        _ => None,
-                    })
+        let batches: Vec<RecordBatch> = FlightDataDecoder::new(
+            request
+                .into_inner()
+                .and_then(|data| async move {
+                    // As in DoPut ingest: no compressed buffers.
+                    if silt_ingest::decode::ipc::message_is_compressed(&data.data_header) {
+                        return Err(invalid(silt_ingest::decode::ipc::COMPRESSED_IPC));
+                    }
+                    Ok(data)
                 })
-                .try_collect()
-                .await
-                .map_err(|e| invalid(format!("cannot decode parameters: {e}")))?;
+                .map_err(FlightError::from),
+        )
+        .try_filter_map(|d| async move {
+            Ok(match d.payload {
+                DecodedPayload::RecordBatch(batch) => Some(batch),
+                _ => None,
+            })
+        })
+        .try_collect()
+        .await
+        .map_err(|e| invalid(format!("cannot decode parameters: {e}")))?;
         let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Err(invalid("no parameter values were sent"));
         };

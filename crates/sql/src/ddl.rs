@@ -73,8 +73,8 @@ pub(crate) fn refuse_ignored_clauses(create: &CreateTable) -> Result<()> {
         None
     };
     match refused {
-        Some(clause) => Err(SqlError::Unsupported(format!(
-            "{clause}: silt tables live in the warehouse as <warehouse>/<table>; \
+        Some(clause) => Err(SqlError::Invalid(format!(
+            "{clause} is not supported: silt tables live in the warehouse as <warehouse>/<table>; \
              create the table without it (or read a Delta table elsewhere with its own reader)"
         ))),
         None => Ok(()),

@@ -116,7 +116,7 @@ pub(crate) fn delta_error(op: &str, table: &str, error: DeltaTableError) -> SqlE
 
 /// Why a rewrite failed, if the statement's data or expressions caused it.
 pub(crate) fn user_caused(message: &str) -> Option<String> {
-    if message.contains("failed validation check") || message.contains("specifies non-nullable") {
+    if message.contains("failed validation check") || message.contains("non-nullable") {
         return Some("rows would violate a NOT NULL column or a constraint of the table".to_string());
     }
     if message.contains("Cast error") || message.contains("Cannot cast") {

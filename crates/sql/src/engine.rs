@@ -221,8 +221,8 @@ impl Engine {
                     RowCounts::default(),
                 )?))
             }
-            Statement::CreateView(_) => Err(SqlError::Unsupported(
-                "CREATE VIEW: views are not supported yet; save the query and run it, or CREATE TABLE … AS SELECT"
+            Statement::CreateView(_) => Err(SqlError::Invalid(
+                "CREATE VIEW is not supported yet: save the query and run it, or CREATE TABLE … AS SELECT"
                     .to_string(),
             )),
             Statement::CreateTable(create) => {

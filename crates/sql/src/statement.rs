@@ -82,15 +82,40 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
 
 /// The text of each top-level `;`-separated statement of `sql`, as written
 /// (for clients that send statements one by one, such as `silt sql --server`).
+///
+/// Each statement is cut out of `sql` at its tokens' positions, never
+/// rebuilt from tokens: a rebuilt `'a'' OR ''1''=''1'` lost its escaping and
+/// became live SQL.
 pub fn split_statements(sql: &str) -> Result<Vec<String>> {
     let dialect = DatabricksDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |location: datafusion::sql::sqlparser::tokenizer::Location| -> usize {
+        let line = usize::try_from(location.line).unwrap_or(usize::MAX);
+        let column = usize::try_from(location.column).unwrap_or(usize::MAX);
+        let Some(start) = line.checked_sub(1).and_then(|l| line_starts.get(l)).copied() else {
+            return sql.len();
+        };
+        sql[start..]
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(sql.len(), |(i, _)| start + i)
+    };
     let statements: Vec<String> = tokens
         .split(|t| t.token == Token::SemiColon)
-        .map(|chunk| chunk.iter().map(|t| t.token.to_string()).collect::<String>())
-        .map(|text| text.trim().to_string())
+        .filter_map(|chunk| {
+            let significant: Vec<&TokenWithSpan> = chunk
+                .iter()
+                .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+                .collect();
+            let (first, last) = (significant.first()?, significant.last()?);
+            let (start, end) = (offset(first.span.start), offset(last.span.end));
+            sql.get(start..end.max(start)).map(|text| text.trim().to_string())
+        })
         .filter(|text| !text.is_empty())
         .collect();
     if statements.is_empty() {
@@ -366,6 +391,20 @@ mod tests {
     fn a_version_after_the_alias_is_a_syntax_error_not_ignored() {
         assert!(parse("SELECT count(*) FROM t AS x VERSION AS OF 1").is_err());
         assert!(parse("SELECT count(*) FROM t VERSION AS OF 1 AS x").is_ok());
+    }
+
+    #[test]
+    fn split_cuts_the_text_and_keeps_escapes() {
+        let parts =
+            split_statements("SELECT 'a'' OR ''1''=''1' AS x; SELECT 'it''s', \"q\"\"d\"").expect("splits");
+        assert_eq!(
+            parts,
+            ["SELECT 'a'' OR ''1''=''1' AS x", "SELECT 'it''s', \"q\"\"d\""]
+        );
+        let parts = split_statements("SELECT 1 -- note; not a split\n; SELECT 'é;ü' AS ü").expect("splits");
+        assert_eq!(parts, ["SELECT 1", "SELECT 'é;ü' AS ü"]);
+        let parts = split_statements("SELECT `quoted id`, '''triple''' FROM t").expect("splits");
+        assert_eq!(parts, ["SELECT `quoted id`, '''triple''' FROM t"]);
     }
 
     #[test]

@@ -361,3 +361,65 @@ fn adbc_execute_of_dml_and_ddl_and_queries_over_partitioned_tables() {
     );
     assert!(healthz_ok(&server));
 }
+
+/// A compressed Arrow IPC stream from pyarrow (ZSTD), or — with `forge` —
+/// the same with every buffer's declared uncompressed length raised to 40 TB
+/// (what the cargo-fuzz `arrow_ipc` target found: the server aborted).
+fn compressed_ipc(forge: bool) -> Vec<u8> {
+    let script = r#"
+import sys, pyarrow as pa
+t = pa.table({"id": pa.array(range(1000), pa.int64())})
+sink = pa.BufferOutputStream()
+with pa.ipc.new_stream(sink, t.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+    w.write_table(t)
+sys.stdout.buffer.write(sink.getvalue().to_pybytes())
+"#;
+    let out = Command::new(python())
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut bytes = out.stdout;
+    if forge {
+        // A ZSTD frame starts 28 b5 2f fd; the 8 bytes before it are the
+        // buffer's declared uncompressed length.
+        let magic = [0x28, 0xb5, 0x2f, 0xfd];
+        let starts: Vec<usize> = bytes
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == magic)
+            .map(|(i, _)| i)
+            .collect();
+        assert!(!starts.is_empty());
+        for start in starts.into_iter().filter(|s| *s >= 8) {
+            bytes[start - 8..start].copy_from_slice(&40_000_000_000_000i64.to_le_bytes());
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_compressed_arrow_ipc_body_is_refused_and_the_server_lives() {
+    let silt = Silt::new();
+    let server = Server::start_with_config(&silt, TOKENS);
+    let operator = server.http().with_token("o-token");
+    let reply = operator.post_json(
+        "/v1/sql",
+        &json!({ "sql": "CREATE TABLE c (id BIGINT NOT NULL)" }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for forge in [false, true] {
+        let reply = server.http().with_token("w-token").post(
+            "/v1/tables/c/rows",
+            "application/vnd.apache.arrow.stream",
+            compressed_ipc(forge),
+            &[],
+        );
+        let problem = assert_problem(&reply, 400);
+        assert!(detail(&problem).contains("compressed Arrow IPC"), "{problem}");
+        assert!(healthz_ok(&server), "server died on a forged={forge} body");
+    }
+    let count = operator.post_json("/v1/sql", &json!({ "sql": "SELECT count(*) FROM c" }));
+    assert_eq!(count.json()["rows"], json!([[0]]));
+}

@@ -1,7 +1,7 @@
 //! Decoders: bytes in a format → Arrow record batches in the file's own types.
 
 mod csv;
-mod ipc;
+pub mod ipc;
 mod ndjson;
 mod parquet;
 
