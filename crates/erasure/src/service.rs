@@ -352,6 +352,14 @@ impl Erasure {
         }
         if let Some(tables) = &request.tables {
             for name in tables {
+                // Of silt's internal tables only the dead letters hold rows
+                // of data subjects; the ledger is never a target (opening it
+                // here raced its own compaction: a 500).
+                if silt_table::is_internal_table(name) && name != DEAD_LETTER_TABLE {
+                    return Err(ErasureError::Invalid(format!(
+                        "table '{name}' is internal to silt and cannot be erased; list tables with subject columns, or {DEAD_LETTER_TABLE}"
+                    )));
+                }
                 let table = self.warehouse.table(name).await.map_err(|e| match e {
                     TableError::NotFound { .. } => ErasureError::Invalid(format!("table '{name}' not found")),
                     e => e.into(),
