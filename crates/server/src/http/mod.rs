@@ -162,6 +162,25 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: u64) -> Re
     })
 }
 
+/// Reads and drops up to 1 MiB of a body that will not be used (a refused
+/// caller's), for at most 2 s: answering while the client still sends makes
+/// the server close the connection, and many clients then report a reset
+/// instead of the answer. Nothing of it is kept, parsed or logged.
+pub(crate) async fn discard_body(body: Body) {
+    const MOST: usize = 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > MOST {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// A JSON body, parsed with a 400 that says what is wrong.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)

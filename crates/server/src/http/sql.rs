@@ -80,7 +80,15 @@ pub async fn sql(
 ) -> Result<Response, ApiError> {
     // Who is asking comes first: nothing of the body is read, parsed or
     // logged for a caller without a known token.
-    let caller = state.authenticate(&headers)?;
+    let caller = match state.authenticate(&headers) {
+        Ok(caller) => caller,
+        Err(error) => {
+            // Discarded unread, so the client (still sending) sees the 401
+            // rather than a reset connection.
+            super::discard_body(body).await;
+            return Err(error);
+        }
+    };
     let format = ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
     let bytes = read_body(&headers, body, MAX_SQL_BODY_BYTES).await?;
     let request: SqlRequest = parse_json(&bytes)?;
