@@ -376,6 +376,20 @@ fn sequence(app_metadata: &[u8]) -> Result<Option<u64>, Status> {
     }
 }
 
+/// `messages`, refusing any whose header declares compressed buffers, before
+/// arrow-ipc reserves their declared (attacker-chosen) uncompressed size.
+fn uncompressed<S>(messages: S) -> impl Stream<Item = Result<FlightData, Status>>
+where
+    S: Stream<Item = Result<FlightData, Status>>,
+{
+    messages.and_then(|data| async move {
+        if silt_ingest::decode::ipc::message_is_compressed(&data.data_header) {
+            return Err(invalid(silt_ingest::decode::ipc::COMPRESSED_IPC));
+        }
+        Ok(data)
+    })
+}
+
 /// Streams a path-descriptor DoPut into the ingestor, acking batch by batch.
 fn ingest_stream<S>(
     ingestor: Arc<Ingestor>,
@@ -386,15 +400,7 @@ fn ingest_stream<S>(
 where
     S: Stream<Item = Result<FlightData, Status>> + Send + 'static,
 {
-    // Compressed buffers are refused from their header, before arrow-ipc
-    // reserves their declared (attacker-chosen) uncompressed size.
-    let messages = messages.and_then(|data| async move {
-        if silt_ingest::decode::ipc::message_is_compressed(&data.data_header) {
-            return Err(invalid(silt_ingest::decode::ipc::COMPRESSED_IPC));
-        }
-        Ok(data)
-    });
-    let mut decoder = FlightDataDecoder::new(messages.map_err(FlightError::from));
+    let mut decoder = FlightDataDecoder::new(uncompressed(messages).map_err(FlightError::from));
     let (sender, receiver) = mpsc::channel::<Result<PutResult, Status>>(1);
     tokio::spawn(async move {
         while let Some(item) = decoder.next().await {
@@ -610,27 +616,17 @@ impl FlightSqlService for SiltFlight {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let caller = self.authenticate(&request)?;
         let mut statement = self.prepared(&query.prepared_statement_handle, caller)?;
-        let batches: Vec<RecordBatch> = FlightDataDecoder::new(
-            request
-                .into_inner()
-                .and_then(|data| async move {
-                    // As in DoPut ingest: no compressed buffers.
-                    if silt_ingest::decode::ipc::message_is_compressed(&data.data_header) {
-                        return Err(invalid(silt_ingest::decode::ipc::COMPRESSED_IPC));
-                    }
-                    Ok(data)
+        let batches: Vec<RecordBatch> =
+            FlightDataDecoder::new(uncompressed(request.into_inner()).map_err(FlightError::from))
+                .try_filter_map(|d| async move {
+                    Ok(match d.payload {
+                        DecodedPayload::RecordBatch(batch) => Some(batch),
+                        _ => None,
+                    })
                 })
-                .map_err(FlightError::from),
-        )
-        .try_filter_map(|d| async move {
-            Ok(match d.payload {
-                DecodedPayload::RecordBatch(batch) => Some(batch),
-                _ => None,
-            })
-        })
-        .try_collect()
-        .await
-        .map_err(|e| invalid(format!("cannot decode parameters: {e}")))?;
+                .try_collect()
+                .await
+                .map_err(|e| invalid(format!("cannot decode parameters: {e}")))?;
         let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
             return Err(invalid("no parameter values were sent"));
         };

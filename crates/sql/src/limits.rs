@@ -144,33 +144,8 @@ fn nests(token: &Token) -> bool {
         // Every other punctuation token is an operator of some dialect
         // (arithmetic, comparison, concatenation, casts, JSON access …),
         // except string literals, which are leaves.
-        other => !is_literal(other),
+        other => !crate::redact::is_string_literal(other),
     }
-}
-
-fn is_literal(token: &Token) -> bool {
-    matches!(
-        token,
-        Token::SingleQuotedString(_)
-            | Token::DoubleQuotedString(_)
-            | Token::TripleSingleQuotedString(_)
-            | Token::TripleDoubleQuotedString(_)
-            | Token::DollarQuotedString(_)
-            | Token::SingleQuotedByteStringLiteral(_)
-            | Token::DoubleQuotedByteStringLiteral(_)
-            | Token::TripleSingleQuotedByteStringLiteral(_)
-            | Token::TripleDoubleQuotedByteStringLiteral(_)
-            | Token::SingleQuotedRawStringLiteral(_)
-            | Token::DoubleQuotedRawStringLiteral(_)
-            | Token::TripleSingleQuotedRawStringLiteral(_)
-            | Token::TripleDoubleQuotedRawStringLiteral(_)
-            | Token::NationalStringLiteral(_)
-            | Token::QuoteDelimitedStringLiteral(_)
-            | Token::NationalQuoteDelimitedStringLiteral(_)
-            | Token::EscapedStringLiteral(_)
-            | Token::UnicodeStringLiteral(_)
-            | Token::HexStringLiteral(_)
-    )
 }
 
 #[cfg(test)]
