@@ -292,7 +292,9 @@ impl Ledger {
         }
         rows.sort_by_key(|r| r.received_at);
         write_rows(&mut table, &rows, WriteMode::Overwrite).await?;
-        crate::purge::purge(&table, erasure_id).await?;
+        // Alone on the ledger's gate: the purge's VACUUM keeps no files.
+        let gate = table.exclusive_write_gate().await;
+        crate::purge::purge(&table, erasure_id, &gate).await?;
         Ok(())
     }
 }
@@ -399,12 +401,12 @@ async fn read_state(table: &Table, secrets: &Secrets) -> Result<LedgerState> {
 /// Every row of the ledger, every state of every request, in the order of
 /// the table's files (one partition, so positions are stable for a version).
 async fn read_rows(table: &Table) -> Result<Vec<RawRow>> {
+    let context = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let provider = table
-        .delta()
-        .table_provider()
+        .table_provider(&Arc::new(context.state()))
         .await
         .map_err(|e| ErasureError::Ledger(e.to_string()))?;
-    let batches = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1))
+    let batches = context
         .read_table(provider)
         .map_err(|e| ErasureError::Ledger(e.to_string()))?
         .collect()

@@ -6,9 +6,7 @@
 //! column minimum or maximum.
 
 use chrono::Utc;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::vacuum::VacuumMode;
-use silt_table::Table;
+use silt_table::{ExclusiveWriteGuard, Table, VacuumSpec};
 
 use crate::error::{ErasureError, Result};
 
@@ -23,56 +21,53 @@ pub(crate) struct Purged {
     pub(crate) checkpoint_version: u64,
 }
 
-/// Commit properties of every erasure commit: the request id (no values),
-/// and no expired-log cleanup as a side effect — the purge does it itself.
-pub(crate) fn commit_properties(erasure_id: &str, extra: &[(&str, serde_json::Value)]) -> CommitProperties {
+/// The `commitInfo` fields of every erasure commit: the request id (no
+/// values) and `extra`.
+pub(crate) fn commit_metadata(
+    erasure_id: &str,
+    extra: &[(&str, serde_json::Value)],
+) -> Vec<(String, serde_json::Value)> {
     let mut metadata = vec![("silt.erasure.id".to_string(), serde_json::json!(erasure_id))];
     metadata.extend(extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
-    CommitProperties::default()
-        .with_metadata(metadata)
-        .with_cleanup_expired_logs(Some(false))
+    metadata
 }
 
-/// Purges `table`'s history (see the module docs).
-pub(crate) async fn purge(table: &Table, erasure_id: &str) -> Result<Purged> {
+/// Purges `table`'s history (see the module docs); the caller holds the
+/// table's write gate alone.
+pub(crate) async fn purge(table: &Table, erasure_id: &str, gate: &ExclusiveWriteGuard) -> Result<Purged> {
     let name = table.name();
-    let (mut vacuumed, metrics) = table
-        .delta()
-        .clone()
-        .vacuum()
-        .with_retention_period(chrono::Duration::zero())
-        .with_enforce_retention_duration(false)
-        .with_mode(VacuumMode::Full)
-        .with_commit_properties(commit_properties(erasure_id, &[]))
+    let spec = VacuumSpec {
+        retention: chrono::Duration::zero(),
+        dry_run: false,
+        lite: false,
+        enforce_retention: false,
+    };
+    let (vacuumed, files) = table
+        .change()
+        .holding(gate)
+        .with_metadata(commit_metadata(erasure_id, &[]))
+        .vacuum(spec)
         .await
         .map_err(|e| ErasureError::step(name, "vacuum", e))?;
-    // VACUUM's own commits may not have advanced the handle's snapshot.
     vacuumed
-        .update_state()
-        .await
-        .map_err(|e| ErasureError::step(name, "vacuum", e))?;
-    deltalake::protocol::checkpoints::create_checkpoint(&vacuumed, None)
+        .checkpoint()
         .await
         .map_err(|e| ErasureError::step(name, "checkpoint", e))?;
-    let checkpoint_version = vacuumed.version().unwrap_or_default();
+    let checkpoint_version = vacuumed.version();
     // Every log file is older than "now + 1 s", so the cutoff keeps nothing
     // but the checkpoint and what follows it.
     let cutoff = Utc::now().timestamp_millis() + 1_000;
-    let expired = deltalake::protocol::checkpoints::cleanup_expired_logs_for(
-        checkpoint_version,
-        vacuumed.log_store().as_ref(),
-        cutoff,
-        None,
-    )
-    .await
-    .map_err(|e| ErasureError::step(name, "expire-logs", e))?;
+    let expired = vacuumed
+        .expire_logs(checkpoint_version, cutoff)
+        .await
+        .map_err(|e| ErasureError::step(name, "expire-logs", e))?;
     // On a local file system VACUUM leaves the emptied directories behind;
     // a partition directory is named after its value, which may be a subject.
-    if let Ok(root) = vacuumed.table_url().to_file_path() {
+    if let Ok(root) = vacuumed.location().to_file_path() {
         remove_empty_dirs(&root);
     }
     Ok(Purged {
-        files_purged: metrics.files_deleted.len() as u64,
+        files_purged: files.len() as u64,
         log_entries_expired: expired as u64,
         checkpoint_version,
     })

@@ -30,16 +30,15 @@ use arrow::datatypes::DataType;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::error::ArrowError;
 use deltalake::kernel::Action;
-use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::protocol::DeltaOperation;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use deltalake::writer::{DeltaWriter, WriteMode};
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use serde_json::Value;
-use silt_table::Table;
+use silt_table::{ExclusiveWriteGuard, Table};
 
 use crate::error::{ErasureError, Result};
 use crate::matcher::{MatchMode, Subjects, match_array};
@@ -91,6 +90,7 @@ pub(crate) async fn erase_rows(
     mode: MatchMode,
     subjects: &Arc<Subjects>,
     metadata: Vec<(String, Value)>,
+    gate: &ExclusiveWriteGuard,
 ) -> Result<std::result::Result<Rewritten, Unsupported>> {
     let name = table.name();
     let step = |e: &dyn std::fmt::Display| ErasureError::Step {
@@ -98,8 +98,8 @@ pub(crate) async fn erase_rows(
         step: "delete",
         reason: e.to_string(),
     };
-    let mut writer = match RecordBatchWriter::for_table(table.delta()) {
-        Ok(writer) => writer.with_writer_properties(table.writer_properties()?),
+    let mut writer = match table.file_writer() {
+        Ok(writer) => writer,
         Err(e) => return Ok(Err(Unsupported(e.to_string()))),
     };
     let schema = table.schema()?;
@@ -126,7 +126,7 @@ pub(crate) async fn erase_rows(
             })
         })
         .collect();
-    let snapshot = table.delta().snapshot().map_err(|e| step(&e))?;
+    let snapshot = table.snapshot().map_err(|e| step(&e))?;
     let files: Vec<_> = snapshot.log_data().iter().collect();
     if files.iter().any(|f| f.deletion_vector_descriptor().is_some()) {
         return Ok(Err(Unsupported("the table has deletion vectors".into())));
@@ -138,7 +138,7 @@ pub(crate) async fn erase_rows(
     if columns.is_empty() {
         return Ok(Ok(done));
     }
-    let store = table.delta().log_store().object_store(None);
+    let store = table.object_store();
     let data_columns: Arc<Vec<SubjectColumn>> =
         Arc::new(columns.iter().filter(|c| !c.partition).cloned().collect());
     // Statistics first (no I/O), then the remaining files probed a few at a
@@ -271,19 +271,14 @@ pub(crate) async fn erase_rows(
         .map(Action::Remove)
         .chain(adds.into_iter().map(Action::Add))
         .collect();
-    let properties = deltalake::kernel::transaction::CommitProperties::default()
+    let committed = table
+        .change()
+        .holding(gate)
         .with_metadata(metadata)
-        .with_cleanup_expired_logs(Some(false));
-    let committed = CommitBuilder::from(properties)
-        .with_actions(actions)
-        .build(
-            Some(snapshot),
-            table.delta().log_store(),
-            DeltaOperation::Delete { predicate: None },
-        )
+        .commit_actions(actions, DeltaOperation::Delete { predicate: None })
         .await
         .map_err(|e| step(&e))?;
-    done.version = Some(committed.version() as u64);
+    done.version = Some(committed);
     Ok(Ok(done))
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use silt_table::{Table, TableError, Warehouse};
+use silt_table::{ExclusiveWriteGuard, Table, TableError, Warehouse};
 use tokio::sync::{Mutex, Notify};
 
 use crate::certificate::{Certificate, TableReport, Timings, Verification};
@@ -18,7 +18,7 @@ use crate::error::{ErasureError, Result};
 use crate::ledger::{ErasureRecord, InvalidEntry, LEDGER_TABLE, Ledger, LedgerState, Status};
 use crate::matcher::{MatchMode, Subjects, predicate};
 use crate::observer::{ErasureObserver, NoObserver};
-use crate::purge::{commit_properties, purge};
+use crate::purge::{commit_metadata, purge};
 use crate::rewrite::{Unsupported, erase_rows};
 use crate::secrets::Secrets;
 use crate::verify::scan_store;
@@ -698,7 +698,16 @@ impl Erasure {
             if !step.deleted {
                 let exclusive = self.warehouse.table(name).await?.exclusive_write_gate().await;
                 step.report = self
-                    .delete(&record, subject_count, resumed, name, columns, *mode, &subjects)
+                    .delete(
+                        &record,
+                        subject_count,
+                        resumed,
+                        name,
+                        columns,
+                        *mode,
+                        &subjects,
+                        &exclusive,
+                    )
                     .await?;
                 step.deleted = true;
                 progress.tables.insert(name.clone(), step.clone());
@@ -731,7 +740,7 @@ impl Erasure {
                     (RETENTION_PROPERTY.to_string(), NO_RETENTION.to_string()),
                 ];
                 table.set_properties(marker.into_iter().collect()).await?;
-                let purged = purge(&table, &record.id).await?;
+                let purged = purge(&table, &record.id, &exclusive).await?;
                 table.refresh().await?;
                 table
                     .set_properties(
@@ -768,7 +777,7 @@ impl Erasure {
             let table = self.warehouse.table(name).await?;
             report.version_after = table.version();
             report.verification = if record.purge {
-                scan_store(table.delta().log_store().object_store(None), &subjects, name).await?
+                scan_store(table.object_store(), &subjects, name).await?
             } else {
                 scan_live_files(&table, &subjects).await?
             };
@@ -776,12 +785,7 @@ impl Erasure {
             reports.push(report);
         }
         let ledger_table = self.ledger.table().await?;
-        let ledger = scan_store(
-            ledger_table.delta().log_store().object_store(None),
-            &subjects,
-            LEDGER_TABLE,
-        )
-        .await?;
+        let ledger = scan_store(ledger_table.object_store(), &subjects, LEDGER_TABLE).await?;
 
         let found: u64 = reports
             .iter()
@@ -871,6 +875,7 @@ impl Erasure {
         columns: &[String],
         mode: MatchMode,
         subjects: &Arc<Subjects>,
+        gate: &ExclusiveWriteGuard,
     ) -> Result<TableReport> {
         let clock = Instant::now();
         let table = self.warehouse.table(name).await?;
@@ -911,7 +916,7 @@ impl Erasure {
                 serde_json::json!(subject_count),
             ),
         ];
-        match erase_rows(&table, &present, mode, subjects, metadata).await? {
+        match erase_rows(&table, &present, mode, subjects, metadata, gate).await? {
             Ok(done) => {
                 report.delete_version = done.version;
                 report.version_after = done.version.unwrap_or(version_before);
@@ -936,24 +941,23 @@ impl Erasure {
         let Some(expr) = predicate(subjects, &present, mode) else {
             return Ok(report);
         };
-        let properties = commit_properties(
+        let metadata = commit_metadata(
             &record.id,
             &[("silt.erasure.subjects", serde_json::json!(subject_count))],
         );
-        let (deleted, metrics) = table
-            .delta()
-            .clone()
-            .delete()
-            .with_predicate(expr)
-            .with_commit_properties(properties)
+        let (deleted, counts) = table
+            .change()
+            .holding(gate)
+            .with_metadata(metadata)
+            .delete(Some(expr))
             .await
             .map_err(|e| ErasureError::step(name, "delete", e))?;
-        let after = deleted.version().unwrap_or(version_before);
+        let after = deleted.version();
         report.delete_version = (after > version_before).then_some(after);
         report.version_after = after;
-        report.rows_deleted = metrics.num_deleted_rows.unwrap_or(0) as u64;
-        report.files_rewritten = metrics.num_removed_files as u64;
-        report.files_added = metrics.num_added_files as u64;
+        report.rows_deleted = counts.deleted.unwrap_or(0);
+        report.files_rewritten = counts.files_removed;
+        report.files_added = counts.files_added;
         // deltalake's DELETE reads every file it cannot prune by partition.
         report.files_live = table.file_stats()?.0;
         report.files_read = report.files_live;
@@ -974,7 +978,7 @@ const RESUME_LOOKBACK: u64 = 50;
 /// erasure `id`, if one is among the latest commits.
 async fn committed_delete(table: &Table, id: &str) -> Option<(u64, serde_json::Map<String, Value>)> {
     use object_store::ObjectStoreExt;
-    let store = table.delta().log_store().object_store(None);
+    let store = table.object_store();
     let latest = table.version();
     for version in (latest.saturating_sub(RESUME_LOOKBACK)..=latest).rev() {
         let path = deltalake::Path::from(format!("_delta_log/{version:020}.json"));
@@ -1015,9 +1019,8 @@ pub fn subject_columns(table: &Table) -> Vec<String> {
 
 /// Without a purge, only the latest version's files must be clean.
 async fn scan_live_files(table: &Table, subjects: &Arc<Subjects>) -> Result<Verification> {
-    let store = table.delta().log_store().object_store(None);
+    let store = table.object_store();
     let state = table
-        .delta()
         .snapshot()
         .map_err(|e| ErasureError::step(table.name(), "verify", e))?;
     let paths: Vec<deltalake::Path> = state.log_data().iter().map(|f| f.object_store_path()).collect();
@@ -1134,11 +1137,9 @@ mod tests {
         let subjects = Arc::new(Subjects::new(&["a".to_string()]));
         let expr = predicate(&subjects, &["email".to_string()], MatchMode::Equals).expect("expr");
         table
-            .delta()
-            .clone()
-            .delete()
-            .with_predicate(expr)
-            .with_commit_properties(commit_properties("e1", &[]))
+            .change()
+            .with_metadata(commit_metadata("e1", &[]))
+            .delete(Some(expr))
             .await
             .expect("delete");
         table.refresh().await.expect("refresh");

@@ -173,11 +173,10 @@ pub async fn read_dead_letters(
         reason: e.to_string(),
     };
     let context = SessionContext::new();
-    letters
-        .delta()
-        .update_datafusion_session(&context.state())
+    let provider = letters
+        .table_provider(&Arc::new(context.state()))
+        .await
         .map_err(|e| failed(&e))?;
-    let provider = letters.delta().table_provider().await.map_err(|e| failed(&e))?;
     let mut frame = context.read_table(provider).map_err(|e| failed(&e))?;
     if let Some(table) = table {
         frame = frame

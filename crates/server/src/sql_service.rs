@@ -270,7 +270,13 @@ impl SqlService {
         });
         let abort = AbortOnDrop(task.abort_handle());
         let started = match tokio::time::timeout_at(deadline, started_rx).await {
-            Err(_) => return (Err(timeout_error(limit)), None),
+            Err(_) => {
+                // Answer once the task is gone, so its permit is free again
+                // when the caller sees the 408 (a retry got 429 otherwise).
+                task.abort();
+                let _ = tokio::time::timeout(DEADLINE_GRACE, task).await;
+                return (Err(timeout_error(limit)), None);
+            }
             Ok(Err(_)) => {
                 let failed = match task.await {
                     Err(join) if join.is_panic() => "statement task panicked".to_string(),

@@ -14,7 +14,6 @@ use silt_table::Warehouse;
 
 use crate::ddl::{column_field, property_map, table_name};
 use crate::error::{Result, SqlError};
-use crate::maintenance::delta_error;
 
 /// One `ALTER TABLE` statement, as parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,15 +112,8 @@ async fn add_columns(warehouse: &Warehouse, name: String, columns: &[ColumnDef])
         .try_into_kernel()
         .map_err(|e| SqlError::Invalid(format!("table '{name}': {e}")))?;
     let altered = table
-        .delta()
-        .clone()
-        .add_columns()
-        .with_fields(kernel.fields().cloned().collect::<Vec<_>>())
-        .with_commit_properties(
-            deltalake::kernel::transaction::CommitProperties::default()
-                .with_cleanup_expired_logs(Some(false)),
-        )
-        .await
-        .map_err(|source| delta_error(&name, source))?;
-    Ok((name, altered.version().unwrap_or_default()))
+        .change()
+        .add_columns(kernel.fields().cloned().collect::<Vec<_>>())
+        .await?;
+    Ok((name, altered.version()))
 }

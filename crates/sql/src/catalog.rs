@@ -123,19 +123,14 @@ impl SchemaProvider for StatementSchema {
         let Some(table) = self.resolve(name).await? else {
             return Ok(None);
         };
-        // Scans read through the table's own object store (credentials, prefix).
-        table
-            .delta()
-            .update_datafusion_session(self.session.as_ref())
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        // Without a session deltalake forces Parquet row-filter pushdown on,
-        // which made filtered scans ~3x slower than plain DataFusion
-        // (benches/results/2026-11-25-bulk.md).
+        // Scans read through the table's own object store (credentials,
+        // prefix). Without a session deltalake forces Parquet row-filter
+        // pushdown on, which made filtered scans ~3x slower than plain
+        // DataFusion (benches/results/2026-11-25-bulk.md).
         let provider = table
-            .delta()
-            .table_provider()
-            .with_session(self.session.clone())
-            .await?;
+            .table_provider(&self.session)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Some(provider))
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, TableReference};
+use datafusion::common::{DFSchema, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
@@ -24,10 +24,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
     self as ast, AssignmentTarget, Delete, ExprWithAlias, FromTable, ObjectNamePart, TableFactor, Update,
 };
-use deltalake::DeltaTableError;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
-use deltalake::kernel::transaction::CommitProperties;
-use silt_table::{Table, TableError};
+use silt_table::Table;
 
 use crate::catalog::{StatementSchema, statement_catalogs};
 use crate::ddl::{sql_type_name, table_name};
@@ -66,82 +64,12 @@ pub(crate) fn dml_session(base: &SessionState, schema: &Arc<StatementSchema>) ->
         .build())
 }
 
-/// Commit properties of every DML commit: no expired-log cleanup (it lists
-/// `_delta_log` on every commit); deltalake's default conflict retries stay on.
-pub(crate) fn commit_properties() -> CommitProperties {
-    CommitProperties::default().with_cleanup_expired_logs(Some(false))
-}
-
 /// Loads the target table of a DML statement, pinned for the statement.
 pub(crate) async fn target_table(schema: &StatementSchema, name: &str) -> Result<Table> {
     schema
         .resolve(name)
         .await?
         .ok_or_else(|| SqlError::NotFound(format!("table '{name}' not found")))
-}
-
-/// Maps a deltalake error of `op` on `table`: commit conflicts keep their
-/// kind, errors the statement's data or expressions caused become 4xx.
-///
-/// deltalake flattens DataFusion errors raised while rewriting files into
-/// `Generic(String)`, so those are recognised by their text; messages that
-/// would quote row values (constraint previews, cast errors) are replaced.
-pub(crate) fn delta_error(op: &str, table: &str, error: DeltaTableError) -> SqlError {
-    match error {
-        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_) => {
-            SqlError::Table(TableError::Conflict {
-                table: table.to_string(),
-                source: Box::new(error),
-            })
-        }
-        DeltaTableError::Arrow { .. }
-        | DeltaTableError::InvalidData { .. }
-        | DeltaTableError::SchemaMismatch { .. }
-        | DeltaTableError::Generic(_) => match user_caused(&error.to_string()) {
-            Some(reason) => SqlError::Invalid(format!("{op} on table '{table}' failed: {reason}")),
-            None if !matches!(error, DeltaTableError::Generic(_)) => {
-                SqlError::Invalid(format!("{op} on table '{table}' failed: {error}"))
-            }
-            None => SqlError::Table(TableError::Delta {
-                table: table.to_string(),
-                source: Box::new(error),
-            }),
-        },
-        other => SqlError::Table(TableError::Delta {
-            table: table.to_string(),
-            source: Box::new(other),
-        }),
-    }
-}
-
-/// Why a rewrite failed, if the statement's data or expressions caused it.
-pub(crate) fn user_caused(message: &str) -> Option<String> {
-    if message.contains("failed validation check") || message.contains("non-nullable") {
-        return Some("rows would violate a NOT NULL column or a constraint of the table".to_string());
-    }
-    if message.contains("Cast error") || message.contains("Cannot cast") {
-        return Some(
-            "a value does not convert to the type of the column it is assigned or compared to".to_string(),
-        );
-    }
-    if message.contains("multiple source rows") {
-        return Some(
-            "a target row matches several source rows; each target row may match at most one source row"
-                .to_string(),
-        );
-    }
-    const OTHER: &[&str] = &[
-        "Divide by zero",
-        "Schema error",
-        "Error during planning",
-        "Invalid argument",
-        "Type Coercion",
-        "Arrow error",
-    ];
-    OTHER
-        .iter()
-        .any(|m| message.contains(m))
-        .then(|| message.lines().next().unwrap_or_default().to_string())
 }
 
 /// The name of the column `ident` names in `schema`: unquoted names fold to
@@ -504,30 +432,24 @@ pub(crate) async fn update(
     };
     validate(&state, &[(qualifier, arrow)], &checks).await?;
 
-    let mut builder = table
-        .delta()
-        .clone()
-        .update()
-        .with_session_state(Arc::new(state))
-        .with_writer_properties(table.writer_properties()?)
-        .with_commit_properties(commit_properties());
-    if let Some(predicate) = predicate {
-        // deltalake resolves against the unqualified table schema.
-        builder = builder.with_predicate(unnormalize_col(predicate));
-    }
-    for check in checks {
-        if let Role::Assign { column, .. } = check.role {
-            builder = builder.with_update(Column::new_unqualified(column), unnormalize_col(check.expr));
-        }
-    }
-    // Shared write gate: an erasure purge waits for this commit.
-    let _gate = table.write_gate().await;
-    let (updated, metrics) = builder.await.map_err(|e| delta_error("UPDATE", &name, e))?;
+    // deltalake resolves against the unqualified table schema.
+    let sets = checks
+        .into_iter()
+        .filter_map(|check| match check.role {
+            Role::Assign { column, .. } => Some((column, unnormalize_col(check.expr))),
+            Role::Condition => None,
+        })
+        .collect();
+    let (updated, counts) = table
+        .change()
+        .with_session(Arc::new(state))
+        .update(predicate.map(unnormalize_col), sets)
+        .await?;
     Ok(Change {
-        version: updated.version().map_or(table.version(), |v| v),
+        version: updated.version(),
         table: name,
         counts: RowCounts {
-            updated: metrics.num_updated_rows as i64,
+            updated: counts.updated as i64,
             ..RowCounts::default()
         },
     })
@@ -583,20 +505,13 @@ pub(crate) async fn delete(
         None => None,
     };
 
-    let mut builder = table
-        .delta()
-        .clone()
-        .delete()
-        .with_session_state(Arc::new(state.clone()))
-        .with_writer_properties(table.writer_properties()?)
-        .with_commit_properties(commit_properties());
-    if let Some(predicate) = predicate {
-        builder = builder.with_predicate(unnormalize_col(predicate));
-    }
-    let _gate = table.write_gate().await;
-    let (deleted, metrics) = builder.await.map_err(|e| delta_error("DELETE", &name, e))?;
-    let version = deleted.version().map_or(table.version(), |v| v);
-    let rows = match metrics.num_deleted_rows {
+    let (deleted, counts) = table
+        .change()
+        .with_session(Arc::new(state.clone()))
+        .delete(predicate.map(unnormalize_col))
+        .await?;
+    let version = deleted.version();
+    let rows = match counts.deleted {
         Some(rows) => rows as i64,
         // Whole files dropped without row counts in their stats: count.
         None => {
@@ -622,11 +537,7 @@ pub(crate) async fn delete(
 }
 
 async fn row_count(state: &SessionState, table: &Table) -> Result<i64> {
-    let provider = table
-        .delta()
-        .table_provider()
-        .with_session(Arc::new(state.clone()))
-        .await?;
+    let provider = table.table_provider(&Arc::new(state.clone())).await?;
     let ctx = SessionContext::new_with_state(state.clone());
     Ok(ctx.read_table(provider)?.count().await? as i64)
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, StringArray, UInt64Array};
+use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
@@ -10,6 +10,8 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -264,19 +266,47 @@ impl Engine {
                     other => return Err(SqlError::Unsupported(format!("INSERT INTO {other}"))),
                 };
                 let schema = self.statement_schema();
-                let output = self.plan_and_run(Statement::Insert(insert), &schema).await?;
-                let count = inserted_count(&output);
-                // The target was pinned while planning; ask it for the new
-                // version rather than loading another snapshot.
-                let version = match schema.pinned(&name) {
-                    Some(table) => table.latest_version().await?,
-                    None => self.warehouse.table(&name).await?.version(),
+                let (state, plan) = self
+                    .plan_logical(Statement::Insert(insert), &schema, Vec::new(), Binding::Now)
+                    .await?;
+                // DataFusion planned the rows (column list, defaults as
+                // NULL, casts to the table's types); silt-table writes them,
+                // under the write gate and with the table's bloom filters.
+                let LogicalPlan::Dml(DmlStatement {
+                    op: WriteOp::Insert(op),
+                    input,
+                    ..
+                }) = plan
+                else {
+                    return Err(SqlError::Execution(format!(
+                        "INSERT INTO {name} did not plan to an insert"
+                    )));
                 };
+                let mode = match op {
+                    InsertOp::Append => silt_table::WriteMode::Append,
+                    InsertOp::Overwrite => silt_table::WriteMode::Overwrite,
+                    InsertOp::Replace => {
+                        return Err(SqlError::Unsupported(format!("REPLACE INTO {name}")));
+                    }
+                };
+                let table = match schema.pinned(&name) {
+                    Some(table) => table,
+                    None => self.warehouse.table(&name).await?,
+                };
+                let (after, rows) = table
+                    .change()
+                    .with_session(Arc::new(state))
+                    .insert(Arc::unwrap_or_clone(input), mode)
+                    .await?;
                 let counts = RowCounts {
-                    inserted: count,
+                    inserted: i64::try_from(rows).unwrap_or(i64::MAX),
                     ..RowCounts::default()
                 };
-                Ok(StatementOutput::single(change_batch(&name, version, counts)?))
+                Ok(StatementOutput::single(change_batch(
+                    &name,
+                    after.version(),
+                    counts,
+                )?))
             }
             Statement::Update(update) => {
                 let change = dml::update(&self.base, &self.statement_schema(), update).await?;
@@ -328,11 +358,24 @@ impl Engine {
     /// The DataFusion frame of a statement, with `$1…` bound to `params`.
     pub(crate) async fn plan_frame(
         &self,
-        mut statement: Statement,
+        statement: Statement,
         schema: &Arc<StatementSchema>,
         params: Vec<ScalarValue>,
         binding: Binding,
     ) -> Result<DataFrame> {
+        let (state, plan) = self.plan_logical(statement, schema, params, binding).await?;
+        let ctx = SessionContext::new_with_state(state);
+        Ok(ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// The session and logical plan of a statement, with `$1…` bound to `params`.
+    async fn plan_logical(
+        &self,
+        mut statement: Statement,
+        schema: &Arc<StatementSchema>,
+        params: Vec<ScalarValue>,
+        binding: Binding,
+    ) -> Result<(SessionState, LogicalPlan)> {
         pin_versions(&mut statement, schema).await?;
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
             .with_catalog_list(statement_catalogs(schema)?)
@@ -357,8 +400,7 @@ impl Engine {
             // Values are bound into the plan as literals: never spliced into text.
             plan = plan.with_param_values(ParamValues::List(params.into_iter().map(Into::into).collect()))?;
         }
-        let ctx = SessionContext::new_with_state(state);
-        Ok(ctx.execute_logical_plan(plan).await?)
+        Ok((state, plan))
     }
 
     /// Runs one statement and streams its result: queries are not collected
@@ -498,20 +540,6 @@ impl std::fmt::Debug for StatementStream {
             .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
-}
-
-fn inserted_count(output: &StatementOutput) -> i64 {
-    output
-        .batches
-        .first()
-        .filter(|b| b.num_rows() > 0 && b.num_columns() > 0)
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .map(|a| a.value(0) as i64)
-        })
-        .unwrap_or(0)
 }
 
 /// The one-row answer of a statement that changed a table: its new version

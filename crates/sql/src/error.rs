@@ -65,13 +65,10 @@ impl From<DataFusionError> for SqlError {
                     Ok(sql) => *sql,
                     Err(inner) => match inner.downcast::<DataFusionError>() {
                         Ok(df) => SqlError::from(*df),
-                        // A write inside a plan (INSERT's sink) failed on
-                        // the statement's rows: a NULL into NOT NULL, say.
+                        // Writes go through silt-table (typed errors); a
+                        // deltalake error inside a plan is a scan's: internal.
                         Err(inner) => match inner.downcast::<deltalake::DeltaTableError>() {
-                            Ok(delta) => match crate::dml::user_caused(&delta.to_string()) {
-                                Some(reason) => SqlError::Invalid(format!("the write failed: {reason}")),
-                                None => SqlError::Execution(delta.to_string()),
-                            },
+                            Ok(delta) => SqlError::Execution(delta.to_string()),
                             Err(other) => SqlError::Execution(other.to_string()),
                         },
                     },

@@ -14,12 +14,9 @@ use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMil
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value};
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::optimize::OptimizeType;
-use deltalake::operations::vacuum::VacuumMode;
+use deltalake::FilterValue;
 use deltalake::table::config::TablePropertiesExt as _;
-use deltalake::{DeltaTableError, FilterValue};
-use silt_table::{Table, TableError, Warehouse};
+use silt_table::{Table, VacuumSpec, Warehouse};
 
 use crate::access::Access;
 use crate::error::{Result, SqlError};
@@ -100,30 +97,6 @@ impl Maintenance {
     }
 }
 
-/// Commit properties for every commit made here: no expired-log cleanup,
-/// which would list `_delta_log` and may delete history behind erasure's back.
-fn commit_properties() -> CommitProperties {
-    CommitProperties::default().with_cleanup_expired_logs(Some(false))
-}
-
-/// Wraps a deltalake error with the table it concerned, keeping conflicts
-/// distinguishable (409) from other failures.
-pub(crate) fn delta_error(table: &str, source: DeltaTableError) -> SqlError {
-    let table = table.to_string();
-    match source {
-        DeltaTableError::Transaction { .. } | DeltaTableError::VersionAlreadyExists(_) => {
-            SqlError::Table(TableError::Conflict {
-                table,
-                source: Box::new(source),
-            })
-        }
-        source => SqlError::Table(TableError::Delta {
-            table,
-            source: Box::new(source),
-        }),
-    }
-}
-
 fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| SqlError::Execution(e.to_string()))
@@ -150,10 +123,7 @@ fn one_row(columns: Vec<(Field, ArrayRef)>) -> Result<RecordBatch> {
 }
 
 fn state(table: &Table) -> Result<&deltalake::table::state::DeltaTableState> {
-    table
-        .delta()
-        .snapshot()
-        .map_err(|source| delta_error(table.name(), source))
+    Ok(table.snapshot()?)
 }
 
 /// `DESCRIBE DETAIL`: one row about the table's latest version.
@@ -186,7 +156,7 @@ async fn describe_detail(table: &Table) -> Result<RecordBatch> {
         text("format", "delta"),
         text("id", metadata.id()),
         text("name", table.name()),
-        text("location", table.delta().table_url().to_string()),
+        text("location", table.location().to_string()),
         int("version", table.version()),
         timestamp("created_at", metadata.created_time()),
         timestamp("last_modified", last_modified),
@@ -264,25 +234,10 @@ async fn optimize(table: Table, filters: &[PartitionFilter], zorder: &[String]) 
         };
         zorder_columns.push(found.to_string());
     }
-    let optimize_type = if zorder_columns.is_empty() {
-        OptimizeType::Compact
-    } else {
-        OptimizeType::ZOrder(zorder_columns)
-    };
-    let _gate = table.write_gate().await;
-    let (optimized, metrics) = table
-        .delta()
-        .clone()
-        .optimize()
-        .with_filters(&literals)
-        .with_type(optimize_type)
-        .with_writer_properties(table.writer_properties()?)
-        .with_commit_properties(commit_properties())
-        .await
-        .map_err(|source| delta_error(&name, source))?;
+    let (optimized, metrics) = table.change().optimize(&literals, zorder_columns).await?;
     one_row(vec![
         text("table", name),
-        int("version", optimized.version().unwrap_or_default()),
+        int("version", optimized.version()),
         int("num_files_added", metrics.num_files_added),
         int("num_files_removed", metrics.num_files_removed),
         int("num_partitions_optimized", metrics.partitions_optimized),
@@ -323,18 +278,13 @@ async fn vacuum(table: Table, retain_hours: Option<f64>, dry_run: bool, lite: bo
             retain_hours.unwrap_or_default().floor(),
         )));
     }
-    let mode = if lite { VacuumMode::Lite } else { VacuumMode::Full };
-    let (vacuumed, metrics) = table
-        .delta()
-        .clone()
-        .vacuum()
-        .with_retention_period(chrono::Duration::milliseconds(retain_ms))
-        .with_mode(mode)
-        .with_dry_run(dry_run)
-        .await
-        .map_err(|source| delta_error(&name, source))?;
-    let mut files = metrics.files_deleted;
-    files.sort();
+    let spec = VacuumSpec {
+        retention: chrono::Duration::milliseconds(retain_ms),
+        dry_run,
+        lite,
+        enforce_retention: true,
+    };
+    let (vacuumed, files) = table.change().vacuum(spec).await?;
     let listed = serde_json::to_string(&files).map_err(|e| SqlError::Execution(e.to_string()))?;
     let dry = (
         Field::new("dry_run", DataType::Boolean, false),
@@ -342,7 +292,7 @@ async fn vacuum(table: Table, retain_hours: Option<f64>, dry_run: bool, lite: bo
     );
     one_row(vec![
         text("table", name),
-        int("version", vacuumed.version().unwrap_or_default()),
+        int("version", vacuumed.version()),
         dry,
         int("num_deleted_files", files.len()),
         text("deleted_files", listed),
@@ -366,24 +316,10 @@ async fn restore(table: Table, to: RestoreTarget) -> Result<RecordBatch> {
             "cannot restore table '{name}' to version {target}: it is the current version; restore to an earlier one"
         )));
     }
-    let (restored, metrics) = table
-        .delta()
-        .clone()
-        .restore()
-        .with_version_to_restore(target)
-        .with_commit_properties(commit_properties())
-        .await
-        .map_err(|source| match source {
-            DeltaTableError::GenericError { source } if source.to_string().contains("missing file") => {
-                SqlError::NotFound(format!(
-                    "cannot restore table '{name}' to version {target}: its data files were removed by VACUUM"
-                ))
-            }
-            source => delta_error(&name, source),
-        })?;
+    let (restored, metrics) = table.change().restore(target).await?;
     one_row(vec![
         text("table", name),
-        int("version", restored.version().unwrap_or_default()),
+        int("version", restored.version()),
         int("num_restored_files", metrics.num_restored_file),
         int("num_removed_files", metrics.num_removed_file),
     ])

@@ -28,8 +28,8 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use crate::catalog::StatementSchema;
 use crate::ddl::table_name;
 use crate::dml::{
-    Change, Check, Role, RowCounts, assignment_column, column_type, commit_properties, delta_error,
-    dml_session, plan_expr, target_factor, target_table, validate,
+    Change, Check, Role, RowCounts, assignment_column, column_type, dml_session, plan_expr, target_factor,
+    target_table, validate,
 };
 use crate::error::{Result, SqlError};
 use crate::time_travel::pin_versions;
@@ -99,14 +99,8 @@ fn star_target(target: &AssignmentTarget) -> bool {
         if matches!(name.0.as_slice(), [ObjectNamePart::Identifier(i)] if is_star(i)))
 }
 
-/// One planned WHEN clause.
-enum Clause {
-    MatchedUpdate(Option<Expr>, Vec<(String, Expr)>),
-    MatchedDelete(Option<Expr>),
-    Insert(Option<Expr>, Vec<(String, Expr)>),
-    SourceUpdate(Option<Expr>, Vec<(String, Expr)>),
-    SourceDelete(Option<Expr>),
-}
+/// One planned WHEN clause (silt-table runs them).
+use silt_table::MergeClause as Clause;
 
 /// Everything clause planning needs to know about the two sides.
 struct Sides<'a> {
@@ -455,67 +449,18 @@ pub(crate) async fn merge(
     )
     .await?;
 
-    let failed = |e| delta_error("MERGE", &name, e);
-    let mut builder = table
-        .delta()
-        .clone()
-        .merge(source, on)
-        .with_source_alias(&source_alias)
-        .with_target_alias(&target_alias)
-        .with_session_state(Arc::new(state.clone()))
-        .with_writer_properties(table.writer_properties()?)
-        .with_commit_properties(commit_properties());
-    for clause in clauses {
-        builder = match clause {
-            Clause::MatchedUpdate(predicate, sets) => builder.when_matched_update(|mut u| {
-                if let Some(p) = predicate {
-                    u = u.predicate(p);
-                }
-                for (column, value) in sets {
-                    u = u.update(Column::new_unqualified(column), value);
-                }
-                u
-            }),
-            Clause::MatchedDelete(predicate) => builder.when_matched_delete(|d| match predicate {
-                Some(p) => d.predicate(p),
-                None => d,
-            }),
-            Clause::Insert(predicate, sets) => builder.when_not_matched_insert(|mut i| {
-                if let Some(p) = predicate {
-                    i = i.predicate(p);
-                }
-                for (column, value) in sets {
-                    i = i.set(Column::new_unqualified(column), value);
-                }
-                i
-            }),
-            Clause::SourceUpdate(predicate, sets) => builder.when_not_matched_by_source_update(|mut u| {
-                if let Some(p) = predicate {
-                    u = u.predicate(p);
-                }
-                for (column, value) in sets {
-                    u = u.update(Column::new_unqualified(column), value);
-                }
-                u
-            }),
-            Clause::SourceDelete(predicate) => {
-                builder.when_not_matched_by_source_delete(|d| match predicate {
-                    Some(p) => d.predicate(p),
-                    None => d,
-                })
-            }
-        }
-        .map_err(failed)?;
-    }
-    let _gate = table.write_gate().await;
-    let (merged, metrics) = builder.await.map_err(failed)?;
+    let (merged, counts) = table
+        .change()
+        .with_session(Arc::new(state.clone()))
+        .merge(source, on, &source_alias, &target_alias, clauses)
+        .await?;
     Ok(Change {
-        version: merged.version().map_or(table.version(), |v| v),
+        version: merged.version(),
         table: name,
         counts: RowCounts {
-            inserted: metrics.num_target_rows_inserted as i64,
-            updated: metrics.num_target_rows_updated as i64,
-            deleted: metrics.num_target_rows_deleted as i64,
+            inserted: counts.inserted as i64,
+            updated: counts.updated as i64,
+            deleted: counts.deleted.unwrap_or(0) as i64,
         },
     })
 }

@@ -87,6 +87,26 @@ pub enum TableError {
         /// What is wrong.
         reason: String,
     },
+    /// RESTORE to a version whose data files VACUUM has deleted.
+    #[error("cannot restore table '{table}' to version {version}: its data files were removed by VACUUM")]
+    FilesVacuumed {
+        /// Table name.
+        table: String,
+        /// The version asked for.
+        version: u64,
+    },
+    /// An operation's rows or expressions do not fit the table: a NOT NULL
+    /// column or constraint violated, a value that does not convert, a
+    /// division by zero, several source rows matching one target row.
+    #[error("{op} on table '{table}' failed: {reason}")]
+    Rejected {
+        /// The operation (`UPDATE`, `MERGE`, …).
+        op: &'static str,
+        /// Table name.
+        table: String,
+        /// What is wrong, without row values.
+        reason: String,
+    },
     /// Anything else from delta-rs or storage, with the table it concerned.
     #[error("table '{table}': {source}")]
     Delta {
@@ -111,7 +131,10 @@ impl TableError {
     /// The kind of this error, for status codes and exit codes.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            TableError::NotFound { .. } | TableError::VersionNotFound { .. } => ErrorKind::NotFound,
+            TableError::NotFound { .. }
+            | TableError::VersionNotFound { .. }
+            | TableError::FilesVacuumed { .. } => ErrorKind::NotFound,
+            TableError::Rejected { .. } => ErrorKind::InvalidInput,
             TableError::TimestampTooEarly { .. } => ErrorKind::NotFound,
             TableError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             TableError::InvalidName(_)
@@ -148,6 +171,92 @@ impl TableError {
             },
         }
     }
+}
+
+impl TableError {
+    /// Classifies the error of operation `op` on `table`, by type: commit
+    /// conflicts (409), errors the operation's rows or expressions caused
+    /// (400, with a message that never quotes a value), everything else as
+    /// it came.
+    ///
+    /// One exception is matched by text, here only: deltalake flattens the
+    /// DataFusion errors raised while it rewrites files into
+    /// `DeltaTableError::Generic(String)` (`delta_datafusion/mod.rs`, `From<DataFusionError>`),
+    /// so a NOT NULL violation or MERGE's several-source-rows error arrives
+    /// as text. Issue 13's own executor removes it.
+    pub fn operation(op: &'static str, table: &str, source: DeltaTableError) -> Self {
+        use deltalake::arrow::error::ArrowError;
+        let rejected = |reason: &str| TableError::Rejected {
+            op,
+            table: table.to_string(),
+            reason: reason.to_string(),
+        };
+        const VIOLATION: &str = "rows would violate a NOT NULL column or a constraint of the table";
+        const CAST: &str = "a value does not convert to the type of the column it is assigned or compared to";
+        match &source {
+            DeltaTableError::InvalidData { .. } => rejected(VIOLATION),
+            DeltaTableError::Arrow { source: arrow } => match arrow {
+                ArrowError::CastError(_) | ArrowError::ParseError(_) => rejected(CAST),
+                ArrowError::DivideByZero => rejected("division by zero"),
+                ArrowError::ArithmeticOverflow(_) => rejected("an arithmetic result overflows its type"),
+                ArrowError::InvalidArgumentError(text)
+                | ArrowError::ComputeError(text)
+                | ArrowError::SchemaError(text) => {
+                    rejected(generic_reason(text).unwrap_or("an expression does not fit the table's columns"))
+                }
+                _ => TableError::delta(table, source),
+            },
+            DeltaTableError::SchemaMismatch { .. } => rejected("the rows do not have the table's schema"),
+            DeltaTableError::Generic(text) => match generic_reason(text) {
+                Some(reason) => rejected(reason),
+                None => TableError::delta(table, source),
+            },
+            _ => TableError::delta(table, source),
+        }
+    }
+}
+
+/// The user-caused errors deltalake hands over as text (see
+/// [`TableError::operation`]); the message is replaced: it may quote values.
+fn generic_reason(text: &str) -> Option<&'static str> {
+    const KNOWN: &[(&str, &str)] = &[
+        (
+            "failed validation check",
+            "rows would violate a NOT NULL column or a constraint of the table",
+        ),
+        (
+            "non-nullable",
+            "rows would violate a NOT NULL column or a constraint of the table",
+        ),
+        (
+            "Cast error",
+            "a value does not convert to the type of the column it is assigned or compared to",
+        ),
+        (
+            "Cannot cast",
+            "a value does not convert to the type of the column it is assigned or compared to",
+        ),
+        (
+            "multiple source rows",
+            "a target row matches several source rows; each target row may match at most one source row",
+        ),
+        ("Divide by zero", "division by zero"),
+        ("Schema error", "an expression does not fit the table's columns"),
+        (
+            "Error during planning",
+            "an expression does not fit the table's columns",
+        ),
+        (
+            "Invalid argument",
+            "an expression does not fit the table's columns",
+        ),
+        ("Type Coercion", "an expression does not fit the table's columns"),
+        ("Arrow error", "an expression does not fit the table's columns"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(needle, _)| text.contains(needle))
+        .map(|(_, reason)| *reason)
 }
 
 fn delta_kind(source: &DeltaTableError) -> ErrorKind {

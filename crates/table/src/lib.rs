@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod change;
 mod error;
 mod gate;
 mod kind;
@@ -33,6 +34,9 @@ pub mod types;
 mod warehouse;
 mod writer_props;
 
+pub use change::{
+    Change, ChangeCounts, MergeClause, OptimizeMetrics, RestoreMetrics, VacuumSpec, commit_properties,
+};
 pub use error::{Result, TableError};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
 pub use kind::ErrorKind;

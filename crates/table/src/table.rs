@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::datatypes::Schema as ArrowSchema;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 
@@ -54,7 +53,7 @@ pub struct CommitOptions {
 #[derive(Debug, Clone)]
 pub struct Table {
     name: String,
-    delta: DeltaTable,
+    pub(crate) delta: DeltaTable,
 }
 
 impl Table {
@@ -70,9 +69,60 @@ impl Table {
         &self.name
     }
 
-    /// The underlying delta-rs table, for operations built on top (SQL, DML).
-    pub fn delta(&self) -> &DeltaTable {
-        &self.delta
+    /// The snapshot of this version, read only: its files, metadata and
+    /// protocol (erasure probes files by their statistics). Changes go
+    /// through [`Table::change`] and [`Table::write`].
+    pub fn snapshot(&self) -> Result<&deltalake::table::state::DeltaTableState> {
+        self.state()
+    }
+
+    /// The table's location (its URL).
+    pub fn location(&self) -> url::Url {
+        self.delta.table_url().clone()
+    }
+
+    /// The object store rooted at the table (data files and `_delta_log/`).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store()
+    }
+
+    /// A DataFusion provider scanning this version with `session`'s
+    /// settings; registers the table's object store in the session first.
+    pub async fn table_provider(
+        &self,
+        session: &Arc<deltalake::datafusion::execution::context::SessionState>,
+    ) -> Result<Arc<dyn deltalake::datafusion::catalog::TableProvider>> {
+        self.delta
+            .update_datafusion_session(session.as_ref())
+            .map_err(|source| TableError::delta(&self.name, source))?;
+        self.delta
+            .table_provider()
+            .with_session(session.clone())
+            .await
+            .map_err(|source| TableError::delta(&self.name, source.into()))
+    }
+
+    /// A writer of data files for this table (its writer properties: bloom
+    /// filters on subject columns), for a rewrite committed with
+    /// [`crate::Change::commit_actions`]. Hold the write gate from the
+    /// first file until that commit.
+    pub fn file_writer(&self) -> Result<deltalake::writer::RecordBatchWriter> {
+        let writer = deltalake::writer::RecordBatchWriter::for_table(&self.delta)
+            .map_err(|source| TableError::delta(&self.name, source))?;
+        Ok(writer.with_writer_properties(self.writer_properties()?))
+    }
+
+    /// Deletes the log entries before `keep_version` (which must have a
+    /// checkpoint) written before `cutoff_ms`; returns how many.
+    pub async fn expire_logs(&self, keep_version: u64, cutoff_ms: i64) -> Result<usize> {
+        deltalake::protocol::checkpoints::cleanup_expired_logs_for(
+            keep_version,
+            self.delta.log_store().as_ref(),
+            cutoff_ms,
+            None,
+        )
+        .await
+        .map_err(|source| TableError::delta(&self.name, source))
     }
 
     /// The version this handle is at.
@@ -80,7 +130,7 @@ impl Table {
         self.delta.version().unwrap_or(0)
     }
 
-    fn state(&self) -> Result<&deltalake::table::state::DeltaTableState> {
+    pub(crate) fn state(&self) -> Result<&deltalake::table::state::DeltaTableState> {
         self.delta
             .snapshot()
             .map_err(|source| TableError::delta(&self.name, source))
@@ -313,10 +363,8 @@ impl Table {
     ) -> Result<u64> {
         let _gate = self.write_gate().await;
         let txns = txn_actions(&options.transactions);
-        let props = CommitProperties::default()
+        let props = crate::change::commit_properties(options.metadata)
             .with_application_transactions(txns)
-            .with_metadata(options.metadata)
-            .with_cleanup_expired_logs(Some(false))
             .with_create_checkpoint(!options.skip_checkpoint);
         let save_mode = match mode {
             WriteMode::Append => SaveMode::Append,
@@ -347,10 +395,9 @@ impl Table {
             partition_by: None,
             predicate: None,
         };
-        let props = CommitProperties::default()
+        let props = crate::change::commit_properties(HashMap::new())
             .with_application_transactions(txns)
-            .with_create_checkpoint(false)
-            .with_cleanup_expired_logs(Some(false));
+            .with_create_checkpoint(false);
         let snapshot = self.state()?.clone();
         let finalized = deltalake::kernel::transaction::CommitBuilder::from(props)
             .build(Some(&snapshot), self.delta.log_store(), operation)
@@ -368,7 +415,7 @@ impl Table {
             .set_tbl_properties()
             .with_properties(properties)
             .with_raise_if_not_exists(false)
-            .with_commit_properties(CommitProperties::default().with_cleanup_expired_logs(Some(false)))
+            .with_commit_properties(crate::change::commit_properties(HashMap::new()))
             .await
             .map_err(|source| TableError::delta(&self.name, source))?;
         self.delta = updated;

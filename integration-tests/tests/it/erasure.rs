@@ -524,8 +524,17 @@ struct Sent {
     body: String,
 }
 
+/// How a producer writes its rows.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// `POST /v1/tables/accounts/rows` (the ingest service).
+    Ingest,
+    /// `INSERT INTO accounts VALUES …` over `POST /v1/sql`.
+    SqlInsert,
+}
+
 /// Posts batches of `batch` fresh accounts (non-subject emails) until `stop`.
-fn produce(http: Http, producer: u64, batch: u64, stop: &AtomicBool) -> Vec<Sent> {
+fn produce(http: Http, via: Via, producer: u64, batch: u64, stop: &AtomicBool) -> Vec<Sent> {
     let mut sent = Vec::new();
     let mut next = 1_000_000 * (producer + 1);
     while !stop.load(Ordering::Relaxed) {
@@ -535,8 +544,19 @@ fn produce(http: Http, producer: u64, batch: u64, stop: &AtomicBool) -> Vec<Sent
             .clone()
             .map(|id| account(id, &format!("producer{producer}-{id}@example.com")));
         let sent_ms = unix_ms_now();
-        let (status, body) = match http.try_post("/v1/tables/accounts/rows", NDJSON, ndjson_values(rows), &[])
-        {
+        let (path, content_type, body) = match via {
+            Via::Ingest => ("/v1/tables/accounts/rows", NDJSON, ndjson_values(rows)),
+            Via::SqlInsert => {
+                let values: Vec<String> = ids
+                    .clone()
+                    .map(|id| format!("({id}, 'producer{producer}-{id}@example.com', 'name {id}')"))
+                    .collect();
+                let sql = format!("INSERT INTO accounts VALUES {}", values.join(", "));
+                let body = serde_json::to_vec(&json!({ "sql": sql })).expect("json");
+                ("/v1/sql", "application/json", body)
+            }
+        };
+        let (status, body) = match http.try_post(path, content_type, body, &[]) {
             Ok(reply) => (reply.status, reply.body),
             Err(e) => (0, e.to_string()),
         };
@@ -553,6 +573,18 @@ fn produce(http: Http, producer: u64, batch: u64, stop: &AtomicBool) -> Vec<Sent
 
 #[test]
 fn ingest_during_an_erasure_loses_no_acknowledged_row() {
+    writes_during_an_erasure_lose_no_acknowledged_row(Via::Ingest);
+}
+
+/// SQL INSERT used to write without the table's write gate (and without
+/// bloom filters): the purge's zero-retention VACUUM could delete the data
+/// file of an INSERT not yet committed.
+#[test]
+fn sql_inserts_during_an_erasure_lose_no_acknowledged_row() {
+    writes_during_an_erasure_lose_no_acknowledged_row(Via::SqlInsert);
+}
+
+fn writes_during_an_erasure_lose_no_acknowledged_row(via: Via) {
     let silt = Silt::new();
     // The pause after each step holds the table's write gate longer, so
     // producers are certainly queued on it while the table is deleted and
@@ -578,7 +610,7 @@ fn ingest_during_an_erasure_loses_no_acknowledged_row() {
         .map(|p| {
             let http = server.http().with_token("w-token");
             let stop = Arc::clone(&stop);
-            std::thread::spawn(move || produce(http, p, 20, &stop))
+            std::thread::spawn(move || produce(http, via, p, 20, &stop))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));

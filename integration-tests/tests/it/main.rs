@@ -17,3 +17,4 @@ mod object_store;
 mod serve_ingest;
 mod serve_sql;
 mod time_travel;
+mod write_path;

@@ -118,8 +118,12 @@ async fn append_rows(warehouse: &Warehouse, rows: &[Row]) {
 /// Every row of the ledger as it is on disk.
 async fn ledger_rows(warehouse: &Warehouse) -> Vec<Row> {
     let table = warehouse.table(LEDGER_TABLE).await.expect("ledger table");
-    let provider = table.delta().table_provider().await.expect("provider");
-    let batches = SessionContext::new()
+    let context = SessionContext::new();
+    let provider = table
+        .table_provider(&std::sync::Arc::new(context.state()))
+        .await
+        .expect("provider");
+    let batches = context
         .read_table(provider)
         .expect("read")
         .collect()

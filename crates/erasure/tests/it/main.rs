@@ -307,7 +307,7 @@ async fn erasure_reads_only_files_that_may_hold_the_subject() {
         let (files, _) = table.file_stats().expect("stats");
         assert_eq!(files, 10);
         let rows_now: i64 = {
-            let snapshot = table.delta().snapshot().expect("snapshot");
+            let snapshot = table.snapshot().expect("snapshot");
             snapshot
                 .log_data()
                 .iter()
@@ -388,7 +388,6 @@ async fn pending_requests_are_batched_into_one_pass() {
     assert_ne!(deletes[0], deletes[2]);
     let table = warehouse.table("people").await.expect("table");
     let rows: usize = table
-        .delta()
         .snapshot()
         .expect("snapshot")
         .log_data()

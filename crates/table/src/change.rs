@@ -1,0 +1,468 @@
+//! Every operation that changes a table, in one place: INSERT of a planned
+//! query, UPDATE, DELETE, MERGE, OPTIMIZE, VACUUM, RESTORE, ADD COLUMNS, and
+//! the commit of a rewrite's actions (erasure). Appends of batches are
+//! [`Table::write`](crate::Table::write).
+//!
+//! Each operation here obeys the rules every write of silt obeys, so no
+//! caller has to remember them:
+//!
+//! - it holds the table's write gate (see `gate.rs`) from its first data
+//!   file until its commit lands: shared for writers, alone for VACUUM, which
+//!   deletes files no version references — a running writer's among them;
+//! - its data files carry the table's writer properties (bloom filters on
+//!   `silt.erasure.subject_columns`);
+//! - its commit uses the hot-path settings of [`commit_properties`] (no
+//!   expired-log listing on every commit);
+//! - its errors are classified once, by type ([`crate::TableError::operation`]).
+//!
+//! ```no_run
+//! # async fn demo(table: silt_table::Table) -> silt_table::Result<()> {
+//! use silt_table::deltalake::datafusion::prelude::{col, lit};
+//! let (after, counts) = table.change().delete(Some(col("id").eq(lit(7)))).await?;
+//! println!("version {}: {:?} rows deleted", after.version(), counts.deleted);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use deltalake::datafusion::common::Column;
+use deltalake::datafusion::execution::SessionStateBuilder;
+use deltalake::datafusion::execution::context::SessionState;
+use deltalake::datafusion::logical_expr::{Expr, LogicalPlan};
+use deltalake::datafusion::prelude::DataFrame;
+use deltalake::delta_datafusion::planner::DeltaPlanner;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructField};
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, FilterLiteral};
+
+use crate::error::{Result, TableError};
+use crate::{ExclusiveWriteGuard, Table, WriteMode};
+
+pub use deltalake::operations::optimize::Metrics as OptimizeMetrics;
+pub use deltalake::operations::restore::RestoreMetrics;
+
+/// Commit properties of every commit silt makes: `metadata` in
+/// `commitInfo` (never data values) and no expired-log cleanup, which would
+/// list `_delta_log` on every commit and could delete history an erasure
+/// purge accounts for. deltalake's conflict retries stay on.
+pub fn commit_properties(metadata: HashMap<String, serde_json::Value>) -> CommitProperties {
+    CommitProperties::default()
+        .with_metadata(metadata)
+        .with_cleanup_expired_logs(Some(false))
+}
+
+/// Rows and files one operation touched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeCounts {
+    /// Rows added (INSERT, MERGE's NOT MATCHED … INSERT).
+    pub inserted: u64,
+    /// Rows changed in place.
+    pub updated: u64,
+    /// Rows removed; `None` when deltalake dropped whole files without row
+    /// counts in their statistics.
+    pub deleted: Option<u64>,
+    /// Data files the commit added.
+    pub files_added: u64,
+    /// Data files the commit removed.
+    pub files_removed: u64,
+}
+
+/// One `WHEN` clause of a MERGE, with expressions planned by the caller
+/// against the target (`target_alias`) and source (`source_alias`) columns.
+#[derive(Debug, Clone)]
+pub enum MergeClause {
+    /// `WHEN MATCHED [AND p] THEN UPDATE SET c = e, …`
+    MatchedUpdate(Option<Expr>, Vec<(String, Expr)>),
+    /// `WHEN MATCHED [AND p] THEN DELETE`
+    MatchedDelete(Option<Expr>),
+    /// `WHEN NOT MATCHED [AND p] THEN INSERT (c, …) VALUES (e, …)`
+    Insert(Option<Expr>, Vec<(String, Expr)>),
+    /// `WHEN NOT MATCHED BY SOURCE [AND p] THEN UPDATE SET …`
+    SourceUpdate(Option<Expr>, Vec<(String, Expr)>),
+    /// `WHEN NOT MATCHED BY SOURCE [AND p] THEN DELETE`
+    SourceDelete(Option<Expr>),
+}
+
+/// What VACUUM deletes.
+#[derive(Debug, Clone, Copy)]
+pub struct VacuumSpec {
+    /// Keep files removed less than this long ago.
+    pub retention: chrono::Duration,
+    /// Only list what would be deleted.
+    pub dry_run: bool,
+    /// Only files the log once referenced (`LITE`), not every unreferenced file.
+    pub lite: bool,
+    /// Refuse a retention below the table's `delta.deletedFileRetentionDuration`.
+    pub enforce_retention: bool,
+}
+
+/// An operation on one table, configured before it runs: see the module docs.
+#[must_use = "a Change does nothing until one of its operations is awaited"]
+pub struct Change<'a> {
+    table: &'a Table,
+    session: Option<Arc<SessionState>>,
+    metadata: HashMap<String, serde_json::Value>,
+    holding: bool,
+}
+
+/// The gate an operation holds while it runs (dropped at its end).
+enum Held {
+    Shared(#[allow(dead_code)] crate::SharedWriteGuard),
+    Exclusive(#[allow(dead_code)] crate::ExclusiveWriteGuard),
+    ByCaller,
+}
+
+impl Table {
+    /// Starts an operation that changes this table (see [`Change`]).
+    pub fn change(&self) -> Change<'_> {
+        Change {
+            table: self,
+            session: None,
+            metadata: HashMap::new(),
+            holding: false,
+        }
+    }
+}
+
+impl<'a> Change<'a> {
+    /// Plans and scans with `session` (its catalog, object stores, memory
+    /// pool), plus deltalake's query planner, which its operations' plan
+    /// nodes need.
+    pub fn with_session(mut self, session: Arc<SessionState>) -> Self {
+        let state = SessionStateBuilder::new_from_existing(Arc::unwrap_or_clone(session))
+            .with_query_planner(DeltaPlanner::new())
+            .build();
+        self.session = Some(Arc::new(state));
+        self
+    }
+
+    /// Extra `commitInfo` fields (never data values).
+    pub fn with_metadata(mut self, metadata: impl IntoIterator<Item = (String, serde_json::Value)>) -> Self {
+        self.metadata.extend(metadata);
+        self
+    }
+
+    /// The caller holds this table's write gate alone (an erasure): the
+    /// operation does not take it again, which would wait forever.
+    pub fn holding(mut self, _guard: &ExclusiveWriteGuard) -> Self {
+        self.holding = true;
+        self
+    }
+
+    async fn gate(&self, exclusive: bool) -> Held {
+        match (self.holding, exclusive) {
+            (true, _) => Held::ByCaller,
+            (false, false) => Held::Shared(self.table.write_gate().await),
+            (false, true) => Held::Exclusive(self.table.exclusive_write_gate().await),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.table.name()
+    }
+
+    fn delta(&self) -> DeltaTable {
+        self.table.delta.clone()
+    }
+
+    fn props(&self) -> CommitProperties {
+        commit_properties(self.metadata.clone())
+    }
+
+    fn done(&self, delta: DeltaTable) -> Table {
+        Table::new(self.table.name(), delta)
+    }
+
+    /// Appends (or, with [`WriteMode::Overwrite`], replaces the table with)
+    /// the rows of `plan`, streamed: INSERT … SELECT / VALUES. The plan's
+    /// columns must be the table's, in order (SQL planning casts them).
+    /// Returns the new table and the number of rows written.
+    pub async fn insert(self, plan: LogicalPlan, mode: WriteMode) -> Result<(Table, u64)> {
+        let save_mode = match mode {
+            WriteMode::Append => SaveMode::Append,
+            WriteMode::Overwrite => SaveMode::Overwrite,
+        };
+        // The rows do not depend on the table's other rows (an INSERT …
+        // SELECT from the same table reads the statement's pinned snapshot),
+        // so the commit stands on the newest version: an erasure that held
+        // the gate meanwhile and deleted files is then no conflict.
+        let _gate = self.gate(false).await;
+        let mut delta = self.delta();
+        delta
+            .update_state()
+            .await
+            .map_err(|e| TableError::operation("INSERT", self.name(), e))?;
+        let mut builder = delta
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_save_mode(save_mode)
+            .with_writer_properties(self.table.writer_properties()?)
+            .with_commit_properties(self.props());
+        if let Some(session) = &self.session {
+            builder = builder.with_session_state(session.clone());
+        }
+        let written = builder
+            .await
+            .map_err(|e| TableError::operation("INSERT", self.name(), e))?;
+        let after = self.done(written);
+        // deltalake reports the row count only in the commit's metrics.
+        let rows = after
+            .history(Some(1))
+            .await?
+            .first()
+            .and_then(|c| c.operation_metrics.as_ref())
+            .and_then(|m| m.get("num_added_rows"))
+            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(0);
+        Ok((after, rows))
+    }
+
+    /// `DELETE [WHERE predicate]`: rewrites the files with matching rows.
+    pub async fn delete(self, predicate: Option<Expr>) -> Result<(Table, ChangeCounts)> {
+        let mut builder = self
+            .delta()
+            .delete()
+            .with_writer_properties(self.table.writer_properties()?)
+            .with_commit_properties(self.props());
+        if let Some(session) = &self.session {
+            builder = builder.with_session_state(session.clone());
+        }
+        if let Some(predicate) = predicate {
+            builder = builder.with_predicate(predicate);
+        }
+        let _gate = self.gate(false).await;
+        let (deleted, metrics) = builder
+            .await
+            .map_err(|e| TableError::operation("DELETE", self.name(), e))?;
+        let counts = ChangeCounts {
+            deleted: metrics.num_deleted_rows.map(|n| n as u64),
+            files_added: metrics.num_added_files as u64,
+            files_removed: metrics.num_removed_files as u64,
+            ..ChangeCounts::default()
+        };
+        Ok((self.done(deleted), counts))
+    }
+
+    /// `UPDATE SET column = value, … [WHERE predicate]`.
+    pub async fn update(
+        self,
+        predicate: Option<Expr>,
+        sets: Vec<(String, Expr)>,
+    ) -> Result<(Table, ChangeCounts)> {
+        let mut builder = self
+            .delta()
+            .update()
+            .with_writer_properties(self.table.writer_properties()?)
+            .with_commit_properties(self.props());
+        if let Some(session) = &self.session {
+            builder = builder.with_session_state(session.clone());
+        }
+        if let Some(predicate) = predicate {
+            builder = builder.with_predicate(predicate);
+        }
+        for (column, value) in sets {
+            builder = builder.with_update(Column::new_unqualified(column), value);
+        }
+        let _gate = self.gate(false).await;
+        let (updated, metrics) = builder
+            .await
+            .map_err(|e| TableError::operation("UPDATE", self.name(), e))?;
+        let counts = ChangeCounts {
+            updated: metrics.num_updated_rows as u64,
+            files_added: metrics.num_added_files as u64,
+            files_removed: metrics.num_removed_files as u64,
+            ..ChangeCounts::default()
+        };
+        Ok((self.done(updated), counts))
+    }
+
+    /// `MERGE INTO` this table `USING source ON on` with `clauses` in order.
+    pub async fn merge(
+        self,
+        source: DataFrame,
+        on: Expr,
+        source_alias: &str,
+        target_alias: &str,
+        clauses: Vec<MergeClause>,
+    ) -> Result<(Table, ChangeCounts)> {
+        let failed = |e| TableError::operation("MERGE", self.name(), e);
+        let mut builder = self
+            .delta()
+            .merge(source, on)
+            .with_source_alias(source_alias)
+            .with_target_alias(target_alias)
+            .with_writer_properties(self.table.writer_properties()?)
+            .with_commit_properties(self.props());
+        if let Some(session) = &self.session {
+            builder = builder.with_session_state(session.clone());
+        }
+        for clause in clauses {
+            builder = match clause {
+                MergeClause::MatchedUpdate(predicate, sets) => builder.when_matched_update(|mut u| {
+                    if let Some(p) = predicate {
+                        u = u.predicate(p);
+                    }
+                    for (column, value) in sets {
+                        u = u.update(Column::new_unqualified(column), value);
+                    }
+                    u
+                }),
+                MergeClause::MatchedDelete(predicate) => builder.when_matched_delete(|d| match predicate {
+                    Some(p) => d.predicate(p),
+                    None => d,
+                }),
+                MergeClause::Insert(predicate, sets) => builder.when_not_matched_insert(|mut i| {
+                    if let Some(p) = predicate {
+                        i = i.predicate(p);
+                    }
+                    for (column, value) in sets {
+                        i = i.set(Column::new_unqualified(column), value);
+                    }
+                    i
+                }),
+                MergeClause::SourceUpdate(predicate, sets) => {
+                    builder.when_not_matched_by_source_update(|mut u| {
+                        if let Some(p) = predicate {
+                            u = u.predicate(p);
+                        }
+                        for (column, value) in sets {
+                            u = u.update(Column::new_unqualified(column), value);
+                        }
+                        u
+                    })
+                }
+                MergeClause::SourceDelete(predicate) => {
+                    builder.when_not_matched_by_source_delete(|d| match predicate {
+                        Some(p) => d.predicate(p),
+                        None => d,
+                    })
+                }
+            }
+            .map_err(failed)?;
+        }
+        let _gate = self.gate(false).await;
+        let (merged, metrics) = builder.await.map_err(failed)?;
+        let counts = ChangeCounts {
+            inserted: metrics.num_target_rows_inserted as u64,
+            updated: metrics.num_target_rows_updated as u64,
+            deleted: Some(metrics.num_target_rows_deleted as u64),
+            files_added: metrics.num_target_files_added as u64,
+            files_removed: metrics.num_target_files_removed as u64,
+        };
+        Ok((self.done(merged), counts))
+    }
+
+    /// `OPTIMIZE [WHERE partition filters] [ZORDER BY columns]`.
+    pub async fn optimize(
+        self,
+        filters: &[FilterLiteral<'_>],
+        zorder: Vec<String>,
+    ) -> Result<(Table, OptimizeMetrics)> {
+        let optimize_type = if zorder.is_empty() {
+            OptimizeType::Compact
+        } else {
+            OptimizeType::ZOrder(zorder)
+        };
+        let delta = self.delta();
+        let mut builder = delta
+            .optimize()
+            .with_filters(filters)
+            .with_type(optimize_type)
+            .with_writer_properties(self.table.writer_properties()?)
+            .with_commit_properties(self.props());
+        if let Some(session) = &self.session {
+            builder = builder.with_session_state(session.clone());
+        }
+        let _gate = self.gate(false).await;
+        let (optimized, metrics) = builder
+            .await
+            .map_err(|e| TableError::operation("OPTIMIZE", self.name(), e))?;
+        Ok((self.done(optimized), metrics))
+    }
+
+    /// `VACUUM`: deletes data files no version within the retention needs.
+    /// Holds the write gate alone (unless a dry run): with a short retention
+    /// it would delete the not yet committed file of a running writer.
+    /// Returns the table and the deleted files' paths, sorted.
+    pub async fn vacuum(self, spec: VacuumSpec) -> Result<(Table, Vec<String>)> {
+        let mode = if spec.lite {
+            VacuumMode::Lite
+        } else {
+            VacuumMode::Full
+        };
+        let builder = self
+            .delta()
+            .vacuum()
+            .with_retention_period(spec.retention)
+            .with_enforce_retention_duration(spec.enforce_retention)
+            .with_mode(mode)
+            .with_dry_run(spec.dry_run)
+            .with_commit_properties(self.props());
+        let _gate = self.gate(!spec.dry_run).await;
+        let (mut vacuumed, metrics) = builder
+            .await
+            .map_err(|e| TableError::operation("VACUUM", self.name(), e))?;
+        // VACUUM's own commits may not have advanced the handle.
+        vacuumed
+            .update_state()
+            .await
+            .map_err(|e| TableError::operation("VACUUM", self.name(), e))?;
+        let mut files = metrics.files_deleted;
+        files.sort();
+        Ok((self.done(vacuumed), files))
+    }
+
+    /// `RESTORE … TO VERSION AS OF version`. Refuses (not found) when files
+    /// of that version were vacuumed, checked here by storage's own answer.
+    pub async fn restore(self, version: u64) -> Result<(Table, RestoreMetrics)> {
+        let target = self.table.at_version(version).await?;
+        if !target.vacuumed_files(self.table, 1).await?.is_empty() {
+            return Err(TableError::FilesVacuumed {
+                table: self.name().to_string(),
+                version,
+            });
+        }
+        let builder = self
+            .delta()
+            .restore()
+            .with_version_to_restore(version)
+            .with_commit_properties(self.props());
+        let _gate = self.gate(false).await;
+        let (restored, metrics) = builder
+            .await
+            .map_err(|e| TableError::operation("RESTORE", self.name(), e))?;
+        Ok((self.done(restored), metrics))
+    }
+
+    /// `ALTER TABLE … ADD COLUMNS`: new nullable columns, in one commit.
+    pub async fn add_columns(self, fields: Vec<StructField>) -> Result<Table> {
+        let builder = self
+            .delta()
+            .add_columns()
+            .with_fields(fields)
+            .with_commit_properties(self.props());
+        let _gate = self.gate(false).await;
+        let altered = builder
+            .await
+            .map_err(|e| TableError::operation("ALTER TABLE", self.name(), e))?;
+        Ok(self.done(altered))
+    }
+
+    /// Commits `actions` (removes and adds of a rewrite whose files were
+    /// written with [`Table::file_writer`]) as `operation`, checked against
+    /// this handle's snapshot. Returns the new version.
+    pub async fn commit_actions(self, actions: Vec<Action>, operation: DeltaOperation) -> Result<u64> {
+        let snapshot = self.table.state()?.clone();
+        let _gate = self.gate(false).await;
+        let committed = CommitBuilder::from(self.props())
+            .with_actions(actions)
+            .build(Some(&snapshot), self.table.delta.log_store(), operation)
+            .await
+            .map_err(|e| TableError::operation("COMMIT", self.name(), e))?;
+        Ok(committed.version() as u64)
+    }
+}
