@@ -120,7 +120,12 @@ impl sqllogictest::AsyncDB for SiltDb {
                 );
             }
         }
-        let types = output.schema.fields().iter().map(|f| SltType::of(f.data_type())).collect();
+        let types = output
+            .schema
+            .fields()
+            .iter()
+            .map(|f| SltType::of(f.data_type()))
+            .collect();
         Ok(DBOutput::Rows { types, rows })
     }
 
@@ -188,7 +193,8 @@ async fn fix_types(file: &Path) -> Result<usize, String> {
     let mut fixes = Vec::new();
     for record in records {
         if let Err(e) = runner.run_async(record).await {
-            if let sqllogictest::TestErrorKind::QueryResultColumnsMismatch { expected, actual, .. } = e.kind() {
+            if let sqllogictest::TestErrorKind::QueryResultColumnsMismatch { expected, actual, .. } = e.kind()
+            {
                 fixes.push((e.location().line() as usize, expected, actual));
             }
         }
