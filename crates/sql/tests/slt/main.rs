@@ -192,11 +192,10 @@ async fn fix_types(file: &Path) -> Result<usize, String> {
     let records = sqllogictest::parse_file::<SltType>(file).map_err(|e| e.to_string())?;
     let mut fixes = Vec::new();
     for record in records {
-        if let Err(e) = runner.run_async(record).await {
-            if let sqllogictest::TestErrorKind::QueryResultColumnsMismatch { expected, actual, .. } = e.kind()
-            {
-                fixes.push((e.location().line() as usize, expected, actual));
-            }
+        if let Err(e) = runner.run_async(record).await
+            && let sqllogictest::TestErrorKind::QueryResultColumnsMismatch { expected, actual, .. } = e.kind()
+        {
+            fixes.push((e.location().line() as usize, expected, actual));
         }
     }
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
