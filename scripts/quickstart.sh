@@ -2,11 +2,15 @@
 # Quickstart on the embedded default warehouse (./silt-data): builds silt,
 # creates a partitioned table, ingests the sample files in two commits and
 # queries the latest and the previous version. Safe to run again.
+#   SILT_WAREHOUSE  the warehouse (default ./silt-data)
+#   SILT_BIN        the binary (default $CARGO_TARGET_DIR/debug/silt, built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/silt-target}"
-cargo build -q -p silt
-silt="$CARGO_TARGET_DIR/debug/silt"
+if [ -z "${SILT_BIN:-}" ]; then
+  cargo build -q -p silt
+fi
+silt="${SILT_BIN:-$CARGO_TARGET_DIR/debug/silt}"
 export SILT_WAREHOUSE="${SILT_WAREHOUSE:-./silt-data}"
 
 "$silt" sql "CREATE TABLE IF NOT EXISTS events (id BIGINT NOT NULL, user VARCHAR, amount DOUBLE, day DATE)

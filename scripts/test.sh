@@ -20,9 +20,26 @@ bash scripts/setup-python.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# `cargo build -p silt` (the binary the integration tests drive) and `cargo
+# test --workspace` must resolve the same dependency features, or the
+# DataFusion stack is compiled twice (a dev-dependency turning on a feature
+# of a shared crate does that; name the feature in the root Cargo.toml's
+# feature-unification entries, as for sqllogictest's md-5/rand_core).
+step "one feature set for cargo build -p silt and cargo test --workspace"
+features() { cargo tree -q "$@" -f '{p}|{f}' --prefix none | sed 's/ (\*)$//' | LC_ALL=C sort -u; }
+differ="$(LC_ALL=C comm -23 <(features -p silt -e normal,build) <(features --workspace -e normal,build,dev))"
+if [ -n "$differ" ]; then
+  echo "these dependencies get other features under cargo test --workspace (package|features of the build):" >&2
+  echo "$differ" >&2
+  exit 1
+fi
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The integration tests run target/debug/silt, which `cargo test` does not
+# build (it is another package's binary); with one feature set this shares
+# every dependency with the test build below.
 step "build the silt binary the integration tests drive"
 cargo build -p silt
 

@@ -54,14 +54,19 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
                 error @ (silt_table::TableError::VersionNotFound { .. }
                 | silt_table::TableError::TimestampTooEarly { .. }),
             ) => {
+                // (version asked, earliest in the log): only a version below
+                // the log's start can be purged history.
                 let asked = match &error {
                     silt_table::TableError::VersionNotFound {
                         version, earliest, ..
-                    } => (version < earliest).then_some(Some(*version)),
-                    _ => Some(None),
+                    } => (version < earliest).then_some((Some(*version), Some(*earliest))),
+                    silt_table::TableError::TimestampTooEarly { earliest, .. } => {
+                        Some((None, Some(*earliest)))
+                    }
+                    _ => Some((None, None)),
                 };
                 return Err(asked
-                    .and_then(|version| purged_by_erasure(&table, &name, version))
+                    .and_then(|(version, earliest)| purged_by_erasure(&table, &name, version, earliest))
                     .unwrap_or_else(|| error.into()));
             }
             Err(error) => return Err(error.into()),
@@ -74,7 +79,7 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
                 .await?
                 .is_empty()
         {
-            if let Some(error) = purged_by_erasure(&table, &name, Some(pinned.version())) {
+            if let Some(error) = purged_by_erasure(&table, &name, Some(pinned.version()), None) {
                 return Err(error);
             }
             return Err(SqlError::NotFound(format!(
@@ -101,10 +106,22 @@ const PURGED_BEFORE: &str = "silt.erasure.purged_before_version";
 
 /// The error for time travel into history that an erasure purged, if the
 /// table was purged by one and `version` (when known) predates the purge.
-fn purged_by_erasure(table: &silt_table::Table, name: &str, version: Option<u64>) -> Option<SqlError> {
+///
+/// The purge's own commits (VACUUM START/END, the property change) come
+/// after `purged_before_version`, and its log expiry removes them too: the
+/// first readable version is then the log's `earliest`. Every version below
+/// that bound gets this one message, naming the bound, rather than some
+/// versions saying "purged" and the purge's own saying "no version".
+fn purged_by_erasure(
+    table: &silt_table::Table,
+    name: &str,
+    version: Option<u64>,
+    earliest: Option<u64>,
+) -> Option<SqlError> {
     let properties = table.properties().ok()?;
     let id = properties.get(PURGED_BY)?;
-    let before: u64 = properties.get(PURGED_BEFORE)?.parse().ok()?;
+    let marked: u64 = properties.get(PURGED_BEFORE)?.parse().ok()?;
+    let before = earliest.map_or(marked, |earliest| earliest.max(marked));
     if version.is_some_and(|v| v >= before) {
         return None;
     }

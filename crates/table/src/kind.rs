@@ -38,6 +38,47 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, so a reverse mapping is derived from the forward one
+    /// and cannot drift from it.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidRows,
+        ErrorKind::TooLarge,
+        ErrorKind::UnsupportedMediaType,
+        ErrorKind::Overloaded,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::Conflict,
+        ErrorKind::Timeout,
+        ErrorKind::Unsupported,
+        ErrorKind::Internal,
+    ];
+
+    /// The kind whose [`problem_type`](Self::problem_type) is `problem_type`
+    /// (how a client reads a silt problem+json answer back).
+    pub fn from_problem_type(problem_type: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|k| k.problem_type() == problem_type)
+    }
+
+    /// The kind of an HTTP error status, for answers without a silt problem
+    /// type (a proxy's error page). Statuses two kinds share (409) and
+    /// unknown 4xx/5xx fall back to the broader kind.
+    pub fn from_http_status(status: u16) -> ErrorKind {
+        match status {
+            409 => ErrorKind::Conflict,
+            _ => Self::ALL
+                .into_iter()
+                .find(|k| k.http_status() == status)
+                .unwrap_or(if (400..500).contains(&status) {
+                    ErrorKind::InvalidInput
+                } else {
+                    ErrorKind::Internal
+                }),
+        }
+    }
+
     /// The process exit code of the `silt` CLI for this kind (see docs/cli.md).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -130,22 +171,20 @@ mod tests {
         assert_eq!(ErrorKind::Forbidden.exit_code(), 7);
     }
 
-    /// Every kind, for tests that must cover them all.
-    pub(crate) const ALL: [ErrorKind; 13] = [
-        ErrorKind::Timeout,
-        ErrorKind::NotFound,
-        ErrorKind::AlreadyExists,
-        ErrorKind::InvalidInput,
-        ErrorKind::InvalidRows,
-        ErrorKind::TooLarge,
-        ErrorKind::UnsupportedMediaType,
-        ErrorKind::Overloaded,
-        ErrorKind::Unauthenticated,
-        ErrorKind::Forbidden,
-        ErrorKind::Conflict,
-        ErrorKind::Unsupported,
-        ErrorKind::Internal,
-    ];
+    const ALL: [ErrorKind; 13] = ErrorKind::ALL;
+
+    #[test]
+    fn problem_types_and_statuses_map_back_to_their_kind() {
+        for kind in ALL {
+            assert_eq!(ErrorKind::from_problem_type(kind.problem_type()), Some(kind));
+            if kind != ErrorKind::AlreadyExists {
+                assert_eq!(ErrorKind::from_http_status(kind.http_status()), kind);
+            }
+        }
+        assert_eq!(ErrorKind::from_problem_type("about:blank"), None);
+        assert_eq!(ErrorKind::from_http_status(418), ErrorKind::InvalidInput);
+        assert_eq!(ErrorKind::from_http_status(502), ErrorKind::Internal);
+    }
 
     #[test]
     fn problem_types_and_statuses_are_the_ones_the_error_schema_allows() {

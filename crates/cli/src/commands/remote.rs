@@ -1,8 +1,8 @@
 //! Talking to a running silt server: sending a request with the bearer
 //! token, reading the whole answer, and turning an error answer — a
 //! problem+json document (RFC 7807) — into the CLI's one-line [`Failure`],
-//! whose exit code follows the HTTP status. Retry policies stay with the
-//! commands that have them.
+//! whose exit code follows the problem's type (or, without one, the HTTP
+//! status). Retry policies stay with the commands that have them.
 
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -45,7 +45,7 @@ pub(super) async fn send(
         NoDetail::Body => String::from_utf8_lossy(&body).into_owned(),
         NoDetail::Status => format!("{url} answered {status}"),
     });
-    Err(Failure::new(kind_of(status), detail))
+    Err(Failure::new(kind_of(status, &doc), detail))
 }
 
 /// `request` with the bearer `token`, if there is one.
@@ -66,19 +66,13 @@ pub(super) fn unreachable(url: &str, error: &reqwest::Error) -> String {
     format!("cannot reach {url}: {error}")
 }
 
-/// The error kind (and so the exit code) of an HTTP status from silt.
-pub(super) fn kind_of(status: StatusCode) -> ErrorKind {
-    match status.as_u16() {
-        401 => ErrorKind::Unauthenticated,
-        403 => ErrorKind::Forbidden,
-        404 => ErrorKind::NotFound,
-        408 => ErrorKind::Timeout,
-        409 => ErrorKind::Conflict,
-        413 => ErrorKind::TooLarge,
-        415 => ErrorKind::UnsupportedMediaType,
-        422 => ErrorKind::InvalidRows,
-        429 => ErrorKind::Overloaded,
-        400..=499 => ErrorKind::InvalidInput,
-        _ => ErrorKind::Internal,
-    }
+/// The error kind (and so the exit code) of an error answer: its problem
+/// `type` when it is one of silt's, else its status. By type, because two
+/// kinds share a status (409 is both already-exists and conflict) and
+/// every kind has exactly one type; never by the message text.
+pub(super) fn kind_of(status: StatusCode, doc: &Value) -> ErrorKind {
+    doc["type"]
+        .as_str()
+        .and_then(ErrorKind::from_problem_type)
+        .unwrap_or_else(|| ErrorKind::from_http_status(status.as_u16()))
 }

@@ -123,8 +123,10 @@ async fn send(
                     return Ok(doc);
                 }
                 let detail = remote::problem_detail(&doc).unwrap_or(text);
-                let kind = remote::kind_of(status);
-                if status.as_u16() != 429 && !status.is_server_error() {
+                let kind = remote::kind_of(status, &doc);
+                // Retried: a full queue and server-side failures (a proxy's
+                // 502/503 too); not a 501 unsupported, which will not change.
+                if !matches!(kind, ErrorKind::Overloaded | ErrorKind::Internal) {
                     return Err((kind, detail));
                 }
                 last = (kind, detail);
