@@ -243,13 +243,18 @@ impl Warehouse {
             .with_save_mode(SaveMode::ErrorIfExists)
             // silt.* properties are ours; delta-rs only knows delta.*.
             .with_raise_if_key_not_exists(false)
-            .await
-            .map_err(|source| match source {
-                DeltaTableError::Generic(msg) if msg.contains("already exists") => {
-                    TableError::AlreadyExists(name.to_string())
-                }
-                source => TableError::delta(name, source),
-            })?;
+            .await;
+        let created = match created {
+            Ok(created) => created,
+            // ErrorIfExists fails with a generic error whose only sign is
+            // its text; ask storage instead (another writer created it first).
+            Err(source) => {
+                return Err(match self.exists(name).await {
+                    Ok(true) => TableError::AlreadyExists(name.to_string()),
+                    _ => TableError::delta(name, source),
+                });
+            }
+        };
         tracing::info!(table = name, "created table");
         Ok(Table::new(name, created))
     }
