@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cast;
 mod error;
 mod gate;
 mod kind;
@@ -33,6 +34,7 @@ pub mod types;
 mod warehouse;
 mod writer_props;
 
+pub use cast::{CastError, cast_to_schema, fits_schema};
 pub use error::{Result, TableError};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
 pub use kind::ErrorKind;
