@@ -19,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::new_null_array;
-use arrow::compute::cast;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
@@ -492,28 +490,13 @@ fn align_all(batches: &[RecordBatch], target: &Arc<Schema>) -> std::result::Resu
     batches.iter().map(|b| align(b, target)).collect()
 }
 
-/// `batch` with `target`'s columns: missing ones null, others cast to the target type.
+/// `batch` with `target`'s columns: missing nullable ones null, the rest
+/// cast strictly (a value that no longer fits is an error, never a NULL).
 fn align(batch: &RecordBatch, target: &Arc<Schema>) -> std::result::Result<RecordBatch, String> {
     if batch.schema() == *target {
         return Ok(batch.clone());
     }
-    let mut columns = Vec::with_capacity(target.fields().len());
-    for field in target.fields() {
-        let column = match batch.column_by_name(field.name()) {
-            Some(column) if column.data_type() == field.data_type() => column.clone(),
-            Some(column) => cast(column, field.data_type())
-                .map_err(|e| format!("column '{}' changed type while queued: {e}", field.name()))?,
-            None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
-            None => {
-                return Err(format!(
-                    "column '{}' is NOT NULL and was added while queued",
-                    field.name()
-                ));
-            }
-        };
-        columns.push(column);
-    }
-    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+    silt_table::cast_to_schema(batch, target).map_err(|e| format!("the table changed while the rows were queued: {e}"))
 }
 
 /// Pause suggested to a client that hit the queue limit.
