@@ -586,4 +586,77 @@ mod tests {
         );
         ingestor.shutdown().await;
     }
+
+    /// Parquet files under the table's directory, and the ones its latest
+    /// version references.
+    async fn files(warehouse: &Warehouse, dir: &std::path::Path, name: &str) -> (Vec<String>, Vec<String>) {
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir.join(name))
+            .expect("table dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        on_disk.sort();
+        let table = warehouse.table(name).await.expect("opens");
+        let mut live: Vec<String> = table
+            .delta()
+            .get_file_uris()
+            .expect("uris")
+            .map(|u| u.rsplit('/').next().unwrap_or_default().to_string())
+            .collect();
+        live.sort();
+        (on_disk, live)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_dropped_and_recreated_elsewhere_is_noticed_without_orphans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = dir.path().to_str().expect("utf-8");
+        let warehouse = Warehouse::open(location).expect("opens");
+        // Another process: its own warehouse handle on the same directory.
+        let other = Warehouse::open(location).expect("opens");
+        table(&warehouse, "d", &[]).await;
+        let ingestor = Ingestor::new(warehouse.clone(), IngestConfig::default());
+        for n in 0..4 {
+            ingestor
+                .ingest(request("d", &format!("{{\"id\":{n}}}\n"), false, false, false))
+                .await
+                .expect("ingests");
+        }
+        // Same schema, re-created behind the service's back.
+        other.drop_table("d").await.expect("drops");
+        table(&other, "d", &[]).await;
+        let ack = ingestor
+            .ingest(request("d", "{\"id\":10}\n", false, false, false))
+            .await
+            .expect("re-opens the new table and writes");
+        assert_eq!(ack.version, 1, "{ack:?}");
+        let (on_disk, live) = files(&warehouse, dir.path(), "d").await;
+        assert_eq!(on_disk, live);
+        assert_eq!(live.len(), 1);
+
+        // A new schema: queued rows are validated against it.
+        other.drop_table("d").await.expect("drops");
+        let spec = TableSpec {
+            schema: Arc::new(Schema::new(vec![Field::new("key", DataType::Utf8, false)])),
+            partition_columns: Vec::new(),
+            properties: HashMap::new(),
+            if_not_exists: false,
+        };
+        other.create_table("d", spec).await.expect("creates");
+        let error = ingestor
+            .ingest(request("d", "{\"id\":11}\n", false, false, false))
+            .await
+            .expect_err("the old schema's rows do not fit the new table");
+        assert!(error.kind().http_status() < 500, "{error}");
+        let ack = ingestor
+            .ingest(request("d", "{\"key\":\"k\"}\n", false, false, false))
+            .await
+            .expect("the new schema's rows are written");
+        assert_eq!(ack.version, 1, "{ack:?}");
+        let (on_disk, live) = files(&warehouse, dir.path(), "d").await;
+        assert_eq!(on_disk, live);
+        assert_eq!(live.len(), 1);
+        ingestor.shutdown().await;
+    }
 }

@@ -26,6 +26,7 @@
 mod cast;
 mod error;
 mod gate;
+mod identity;
 mod kind;
 mod log;
 mod name;
@@ -37,6 +38,7 @@ mod writer_props;
 pub use cast::{CastError, cast_to_schema, fits_schema};
 pub use error::{Result, TableError};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
+pub use identity::CommitStamp;
 pub use kind::ErrorKind;
 pub use log::CommitEntry;
 pub use name::{INTERNAL_TABLE_PREFIX, is_internal_table, validate_table_name};
