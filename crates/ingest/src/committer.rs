@@ -561,16 +561,20 @@ fn fail_all(group: Vec<Submission>, table: &str, error: &IngestError) {
     }
 }
 
-/// The table schema plus every evolving request's new columns.
+/// The table schema plus every evolving request's new columns (and new
+/// fields of STRUCT columns).
 fn group_schema(table: &Arc<Schema>, group: &[Submission]) -> (Arc<Schema>, bool) {
     let mut fields: Vec<Arc<Field>> = table.fields().iter().cloned().collect();
     let mut evolve = false;
     for submission in group.iter().filter(|s| s.evolve) {
-        for field in submission.schema.fields() {
-            if !fields.iter().any(|f| f.name() == field.name()) {
-                fields.push(field.clone());
-                evolve = true;
-            }
+        // The submission's schema was built by the same merge, so it holds
+        // Delta types and names only; a failure leaves it to the cast.
+        if let Ok((merged, added)) =
+            crate::evolve::merge_fields(&fields.clone().into(), submission.schema.fields(), "")
+            && added
+        {
+            fields = merged;
+            evolve = true;
         }
     }
     if !evolve {

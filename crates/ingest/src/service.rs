@@ -659,4 +659,54 @@ mod tests {
         assert_eq!(live.len(), 1);
         ingestor.shutdown().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nested_new_fields_are_refused_or_added_with_evolve() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("opens");
+        let address = Field::new(
+            "address",
+            DataType::Struct(vec![Field::new("city", DataType::Utf8, true)].into()),
+            true,
+        );
+        let spec = TableSpec {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("customer", DataType::Struct(vec![address].into()), true),
+            ])),
+            partition_columns: Vec::new(),
+            properties: HashMap::new(),
+            if_not_exists: false,
+        };
+        warehouse.create_table("c", spec).await.expect("creates");
+        let ingestor = Ingestor::new(warehouse.clone(), IngestConfig::default());
+        let body = "{\"id\":1,\"customer\":{\"address\":{\"city\":\"Oslo\",\"country\":\"NO\"}}}\n";
+        let error = ingestor
+            .ingest(request("c", body, false, false, true))
+            .await
+            .expect_err("never dropped");
+        assert_eq!(error.kind(), ErrorKind::InvalidRows, "{error}");
+        assert!(error.to_string().contains("customer.address.country"), "{error}");
+        let ack = ingestor
+            .ingest(request("c", body, false, true, true))
+            .await
+            .expect("evolve adds the nested field");
+        assert_eq!(ack.rows_written, 1);
+        let schema = warehouse.table("c").await.expect("opens").schema().expect("schema");
+        let customer = schema.field_with_name("customer").expect("customer");
+        let DataType::Struct(children) = customer.data_type() else {
+            panic!("{customer:?}")
+        };
+        let DataType::Struct(address) = children[0].data_type() else {
+            panic!("{children:?}")
+        };
+        let names: Vec<&str> = address.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["city", "country"]);
+        // The table has it now: the next body needs no evolve.
+        ingestor
+            .ingest(request("c", body, false, false, false))
+            .await
+            .expect("fits now");
+        ingestor.shutdown().await;
+    }
 }

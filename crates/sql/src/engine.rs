@@ -535,3 +535,29 @@ pub(crate) fn change_batch(table: &str, version: u64, counts: RowCounts) -> Resu
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| SqlError::Execution(e.to_string()))
 }
+
+impl Script {
+    /// The tables this script drops (`DROP TABLE`, `CREATE OR REPLACE
+    /// TABLE`), so a service that keeps state per table (the ingest
+    /// committers) can forget it once the script has run.
+    pub fn dropped_tables(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for statement in &self.statements {
+            let Parsed::Sql(statement) = statement else {
+                continue;
+            };
+            match statement.as_ref() {
+                Statement::Drop {
+                    object_type: ObjectType::Table,
+                    names: dropped,
+                    ..
+                } => names.extend(dropped.iter().filter_map(|n| table_name(n).ok())),
+                Statement::CreateTable(create) if create.or_replace => {
+                    names.extend(table_name(&create.name).ok());
+                }
+                _ => {}
+            }
+        }
+        names
+    }
+}
