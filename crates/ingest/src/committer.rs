@@ -596,7 +596,8 @@ fn align(batch: &RecordBatch, target: &Arc<Schema>) -> std::result::Result<Recor
     if batch.schema() == *target {
         return Ok(batch.clone());
     }
-    silt_table::cast_to_schema(batch, target).map_err(|e| format!("the table changed while the rows were queued: {e}"))
+    silt_table::cast_to_schema(batch, target)
+        .map_err(|e| format!("the table changed while the rows were queued: {e}"))
 }
 
 /// Pause suggested to a client that hit the queue limit.

@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatchOptions;
 use arrow::array::Scalar;
 use arrow::array::{Array, ArrayRef, StringArray};
-use arrow::array::RecordBatchOptions;
 use arrow::compute::kernels::cast::{CastOptions, cast, cast_with_options};
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::nullif;
 use arrow::datatypes::{DataType, Field, Schema};
-use silt_table::{CastError, cast_to_schema};
 use arrow::record_batch::RecordBatch;
+use silt_table::{CastError, cast_to_schema};
 
 use crate::decode::Decoded;
 use crate::error::{IngestError, Result};
@@ -90,8 +90,8 @@ pub(crate) fn conform_from_row(
                 format: "rows",
                 reason: e.to_string(),
             })?;
-        let conformed = cast_to_schema(&prepared, target)
-            .map_err(|error| cast_error(input, table, row_offset, error))?;
+        let conformed =
+            cast_to_schema(&prepared, target).map_err(|error| cast_error(input, table, row_offset, error))?;
         out.push(conformed);
         row_offset += batch.num_rows() as u64;
     }
@@ -253,7 +253,11 @@ fn epoch_to_timestamp(
     let mut micros = Vec::with_capacity(values.len());
     for (row, value) in values.iter().enumerate() {
         let Some(value) = value else {
-            micros.push(text_times.as_ref().and_then(|t| t.is_valid(row).then(|| t.value(row))));
+            micros.push(
+                text_times
+                    .as_ref()
+                    .and_then(|t| t.is_valid(row).then(|| t.value(row))),
+            );
             continue;
         };
         let magnitude = value.abs();
@@ -472,7 +476,9 @@ mod tests {
         let body = b"{\"ts\":\"2026-11-25T10:00:00Z\"}\n{\"ts\":1764064800}\n{\"ts\":\"soon\"}\n";
         let target = Arc::new(Schema::new(vec![target.field(1).clone()]));
         let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
-        let err = conform_batches(&decoded, &target, "t").expect_err("not a time").to_string();
+        let err = conform_batches(&decoded, &target, "t")
+            .expect_err("not a time")
+            .to_string();
         assert!(err.contains("row 3, column 'ts'"), "{err}");
         assert!(!err.contains("soon"), "{err}");
     }
@@ -521,7 +527,11 @@ mod tests {
         let body = b"{\"attrs\":{\"a\":1,\"b\":2}}\n{\"attrs\":{\"c\":3}}\n{\"attrs\":null}\n";
         let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
         let batches = conform_batches(&decoded, &target, "t").expect("conforms");
-        let map = batches[0].column(0).as_any().downcast_ref::<arrow::array::MapArray>().expect("map");
+        let map = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::MapArray>()
+            .expect("map");
         assert_eq!((map.value_length(0), map.value_length(1)), (2, 1));
         assert!(map.is_null(2));
     }
@@ -536,7 +546,9 @@ mod tests {
         .expect("batch");
         let decoded = Decoded::typed("p", schema, vec![batch]);
         let target = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
-        let err = conform_batches(&decoded, &target, "t").expect_err("does not fit").to_string();
+        let err = conform_batches(&decoded, &target, "t")
+            .expect_err("does not fit")
+            .to_string();
         assert!(err.contains("row 1, column 'n'"), "{err}");
     }
 

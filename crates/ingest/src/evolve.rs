@@ -37,10 +37,12 @@ pub fn target_schema(
     {
         return Err(nameless_field(&input.source_name));
     }
-    let (fields, changed) = merge_fields(table_schema.fields(), input.inferred.fields(), "")
-        .map_err(|reason| IngestError::SchemaConflict {
-            source_name: input.source_name.clone(),
-            reason,
+    let (fields, changed) =
+        merge_fields(table_schema.fields(), input.inferred.fields(), "").map_err(|reason| {
+            IngestError::SchemaConflict {
+                source_name: input.source_name.clone(),
+                reason,
+            }
         })?;
     if !changed {
         return Ok(table_schema.clone());

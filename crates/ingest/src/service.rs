@@ -692,7 +692,12 @@ mod tests {
             .await
             .expect("evolve adds the nested field");
         assert_eq!(ack.rows_written, 1);
-        let schema = warehouse.table("c").await.expect("opens").schema().expect("schema");
+        let schema = warehouse
+            .table("c")
+            .await
+            .expect("opens")
+            .schema()
+            .expect("schema");
         let customer = schema.field_with_name("customer").expect("customer");
         let DataType::Struct(children) = customer.data_type() else {
             panic!("{customer:?}")

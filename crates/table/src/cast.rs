@@ -155,10 +155,12 @@ pub fn cast_to_schema(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordB
         columns.push(column);
     }
     let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    RecordBatch::try_new_with_options(target.clone(), columns, &options).map_err(|_| CastError::Incompatible {
-        path: String::new(),
-        from: format!("{:?}", source.fields()),
-        to: format!("{:?}", target.fields()),
+    RecordBatch::try_new_with_options(target.clone(), columns, &options).map_err(|_| {
+        CastError::Incompatible {
+            path: String::new(),
+            from: format!("{:?}", source.fields()),
+            to: format!("{:?}", target.fields()),
+        }
     })
 }
 
@@ -221,7 +223,9 @@ fn cast_array(array: &ArrayRef, to: &DataType, path: &str) -> Result<ArrayRef, C
         (DataType::Struct(_), DataType::Map(entries, _)) => struct_to_map(array.as_struct(), entries, path),
         (DataType::List(_), DataType::List(item)) => cast_list(array.as_list::<i32>(), item, path),
         (DataType::LargeList(_), DataType::List(item)) => cast_list(array.as_list::<i64>(), item, path),
-        (DataType::Map(_, _), DataType::Map(entries, sorted)) => cast_map(array.as_map(), entries, *sorted, path),
+        (DataType::Map(_, _), DataType::Map(entries, sorted)) => {
+            cast_map(array.as_map(), entries, *sorted, path)
+        }
         (DataType::Struct(_) | DataType::List(_) | DataType::LargeList(_) | DataType::Map(_, _), _) => {
             Err(incompatible())
         }
@@ -251,7 +255,8 @@ fn cast_leaf(array: &ArrayRef, to: &DataType, path: &str) -> Result<ArrayRef, Ca
         && let Ok(floats) = cast_with_options(array, &DataType::Float64, &CastOptions::default())
     {
         let floats = floats.as_primitive::<arrow::datatypes::Float64Type>();
-        if let Some(row) = (0..floats.len()).find(|i| floats.is_valid(*i) && floats.value(*i).fract() != 0.0) {
+        if let Some(row) = (0..floats.len()).find(|i| floats.is_valid(*i) && floats.value(*i).fract() != 0.0)
+        {
             return Err(value_error(row));
         }
     }
@@ -310,7 +315,10 @@ fn cast_struct(array: &StructArray, fields: &Fields, path: &str) -> Result<Array
             && let Some(row) =
                 (0..child.len()).find(|i| nulls.is_null(*i) && parent_nulls.is_none_or(|p| p.is_valid(*i)))
         {
-            return Err(CastError::NullInNotNull { path: child_path, row });
+            return Err(CastError::NullInNotNull {
+                path: child_path,
+                row,
+            });
         }
         children.push(child);
     }
@@ -320,9 +328,14 @@ fn cast_struct(array: &StructArray, fields: &Fields, path: &str) -> Result<Array
         to: DataType::Struct(fields.clone()).to_string(),
     };
     if fields.is_empty() {
-        return StructArray::try_new_with_length(fields.clone(), children, parent_nulls.cloned(), array.len())
-            .map(|a| Arc::new(a) as ArrayRef)
-            .map_err(|_| incompatible());
+        return StructArray::try_new_with_length(
+            fields.clone(),
+            children,
+            parent_nulls.cloned(),
+            array.len(),
+        )
+        .map(|a| Arc::new(a) as ArrayRef)
+        .map_err(|_| incompatible());
     }
     StructArray::try_new(fields.clone(), children, parent_nulls.cloned())
         .map(|a| Arc::new(a) as ArrayRef)
@@ -343,7 +356,8 @@ fn cast_list<O: OffsetSizeTrait>(
 ) -> Result<ArrayRef, CastError> {
     let item_path = format!("{path}[]");
     let offsets = array.offsets();
-    let values = cast_field(array.values(), item, &item_path).map_err(|e| e.at_row(|i| row_of(offsets, i)))?;
+    let values =
+        cast_field(array.values(), item, &item_path).map_err(|e| e.at_row(|i| row_of(offsets, i)))?;
     let offsets: Vec<i32> = offsets
         .iter()
         .map(|o| i32::try_from(o.as_usize()))
@@ -368,7 +382,10 @@ fn cast_list<O: OffsetSizeTrait>(
 }
 
 /// The key and value fields of a map's entries field.
-fn entry_fields<'a>(entries: &'a FieldRef, path: &str) -> Result<(&'a FieldRef, &'a FieldRef, &'a Fields), CastError> {
+fn entry_fields<'a>(
+    entries: &'a FieldRef,
+    path: &str,
+) -> Result<(&'a FieldRef, &'a FieldRef, &'a Fields), CastError> {
     match entries.data_type() {
         DataType::Struct(fields) if fields.len() == 2 => Ok((&fields[0], &fields[1], fields)),
         other => Err(CastError::Incompatible {
@@ -472,7 +489,8 @@ fn struct_to_map(array: &StructArray, entries: &FieldRef, path: &str) -> Result<
         })?
     };
     let keys: ArrayRef = Arc::new(StringArray::from(key_names));
-    let keys = cast_field(&keys, key_field, &format!("{path}{{key}}")).map_err(|e| e.at_row(|i| row_of(&offsets, i)))?;
+    let keys = cast_field(&keys, key_field, &format!("{path}{{key}}"))
+        .map_err(|e| e.at_row(|i| row_of(&offsets, i)))?;
     if !value_field.is_nullable()
         && let Some(index) = first_null(&values)
     {
@@ -494,7 +512,12 @@ fn struct_to_map(array: &StructArray, entries: &FieldRef, path: &str) -> Result<
 }
 
 /// NOT NULL checks of arrays that already have the target types.
-fn check_not_null(columns: &[ArrayRef], fields: &Fields, prefix: &str, _rows: usize) -> Result<(), CastError> {
+fn check_not_null(
+    columns: &[ArrayRef],
+    fields: &Fields,
+    prefix: &str,
+    _rows: usize,
+) -> Result<(), CastError> {
     for (column, field) in columns.iter().zip(fields.iter()) {
         let path = if prefix.is_empty() {
             field.name().clone()

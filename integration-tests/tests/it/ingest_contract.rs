@@ -28,8 +28,12 @@ fn py(script: &str, args: &[&str]) -> Value {
         "python failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("python printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// The table's rows as Python deltalake reads them (sorted by `key`), with
@@ -106,7 +110,11 @@ fn rows_path(table: &str) -> String {
 }
 
 fn ingested(reply: &crate::server::Reply, table: &str, rows: u64) -> Value {
-    assert_eq!(reply.status, 200, "ingest answered {}: {}", reply.status, reply.body);
+    assert_eq!(
+        reply.status, 200,
+        "ingest answered {}: {}",
+        reply.status, reply.body
+    );
     let body = reply.json();
     assert_eq!(body["table"], table, "{body}");
     assert_eq!(body["rows_written"], rows, "{body}");
@@ -139,7 +147,10 @@ fn readme_example_mixes_rfc3339_and_epoch_seconds() {
     assert_eq!(body["version"], 1, "{body}");
     let rows = read_rows(&silt, "events", "id");
     assert_eq!(rows[0]["ts"], "2026-11-25T10:00:00+00:00", "{rows:?}");
-    assert_eq!(rows[1]["ts"], "2025-11-25T10:00:00+00:00", "epoch seconds: {rows:?}");
+    assert_eq!(
+        rows[1]["ts"], "2025-11-25T10:00:00+00:00",
+        "epoch seconds: {rows:?}"
+    );
 
     silt.ok(&[
         "sql",
@@ -169,7 +180,12 @@ fn a_json_array_body_is_ingested_and_deep_nesting_is_refused() {
                     {"id":2,"ts":1764064800}]"#;
     let reply = http.post(&rows_path("a"), JSON, body.to_vec(), &[]);
     ingested(&reply, "a", 2);
-    let reply = http.post(&rows_path("a"), "application/json; charset=utf-8", b"[]".to_vec(), &[]);
+    let reply = http.post(
+        &rows_path("a"),
+        "application/json; charset=utf-8",
+        b"[]".to_vec(),
+        &[],
+    );
     ingested(&reply, "a", 0);
 
     for deep in [vec![b'['; 100_000], {
@@ -180,7 +196,12 @@ fn a_json_array_body_is_ingested_and_deep_nesting_is_refused() {
         v
     }] {
         let reply = http.post(&rows_path("a"), JSON, deep, &[]);
-        assert!((400..500).contains(&reply.status), "{} {}", reply.status, reply.body);
+        assert!(
+            (400..500).contains(&reply.status),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
     }
     let reply = http.post(&rows_path("a"), JSON, b"[1, 2]".to_vec(), &[]);
     assert_problem(&reply, 400);
@@ -251,7 +272,10 @@ print("{}")
         let problem = assert_problem(&http.post(&rows_path("c"), media, body, &[]), 422);
         let text = detail(&problem);
         assert!(text.contains("customer.address.country"), "{media}: {text}");
-        assert!(!text.contains("SECRET") && !text.contains("Oslo"), "{media}: {text}");
+        assert!(
+            !text.contains("SECRET") && !text.contains("Oslo"),
+            "{media}: {text}"
+        );
     }
     assert!(read_rows(&silt, "c", "id").is_empty());
 
@@ -306,7 +330,10 @@ fn drop_and_recreate_over_sql_then_ingest() {
 
     sql(&http, "DROP TABLE d");
     sql(&http, "CREATE TABLE d (key STRING NOT NULL)");
-    let problem = assert_problem(&http.post(&rows_path("d"), NDJSON, b"{\"id\":11}\n".to_vec(), &[]), 422);
+    let problem = assert_problem(
+        &http.post(&rows_path("d"), NDJSON, b"{\"id\":11}\n".to_vec(), &[]),
+        422,
+    );
     assert!(!detail(&problem).contains("11"), "{problem}");
     let body = ingested(
         &http.post(&rows_path("d"), NDJSON, b"{\"key\":\"k\"}\n".to_vec(), &[]),
@@ -333,7 +360,10 @@ fn recreate_by_the_embedded_cli_while_the_server_runs() {
         ingested(&http.post(&rows_path("d"), NDJSON, body, &[]), "d", 1);
     }
     // Same schema, re-created behind the server's back.
-    silt.ok(&["sql", "DROP TABLE d; CREATE TABLE d (id BIGINT NOT NULL, note STRING)"]);
+    silt.ok(&[
+        "sql",
+        "DROP TABLE d; CREATE TABLE d (id BIGINT NOT NULL, note STRING)",
+    ]);
     let body = ingested(
         &http.post(&rows_path("d"), NDJSON, b"{\"id\":10}\n".to_vec(), &[]),
         "d",
@@ -358,8 +388,14 @@ fn recreate_by_the_embedded_cli_while_the_server_runs() {
         1,
     );
     assert_eq!(body["version"], 4, "{body}");
-    let keys: Vec<Value> = read_rows(&silt, "d", "key").into_iter().map(|r| r["key"].clone()).collect();
-    assert_eq!(keys, vec![json!("cli0"), json!("cli1"), json!("cli2"), json!("srv")]);
+    let keys: Vec<Value> = read_rows(&silt, "d", "key")
+        .into_iter()
+        .map(|r| r["key"].clone())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![json!("cli0"), json!("cli1"), json!("cli2"), json!("srv")]
+    );
     let (on_disk, live) = files(&silt, "d");
     assert_eq!(on_disk, live);
     assert!(!server.log().contains("panicked"), "{}", server.log());

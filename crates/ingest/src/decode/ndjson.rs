@@ -76,7 +76,11 @@ fn array_to_lines(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
             }
             // A raw line break can only sit between tokens (JSON strings
             // escape theirs); as a line break it would split the object.
-            out.extend(bytes[start..at].iter().map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }));
+            out.extend(
+                bytes[start..at]
+                    .iter()
+                    .map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b }),
+            );
             out.push(b'\n');
             skip(&mut at);
             match bytes.get(at) {
@@ -189,7 +193,12 @@ mod tests {
         let decoded = decode(body, "req").expect("decodes");
         assert_eq!(decoded.rows(), 2);
         assert_eq!(decode(b"[]", "req").expect("empty array").rows(), 0);
-        for bad in [&b"[1, 2]"[..], b"[{\"id\": 1}", b"[{\"id\": 1}] x", b"[{\"id\": 1} {\"id\": 2}]"] {
+        for bad in [
+            &b"[1, 2]"[..],
+            b"[{\"id\": 1}",
+            b"[{\"id\": 1}] x",
+            b"[{\"id\": 1} {\"id\": 2}]",
+        ] {
             assert!(decode(bad, "req").is_err(), "{}", String::from_utf8_lossy(bad));
         }
         let deep = vec![b'['; 100_000];
