@@ -321,9 +321,12 @@ impl Committer {
                 self.stamp = Some(now);
                 return Ok(());
             };
-            // No first commit (the early log expired behind a checkpoint):
-            // nothing cheap to compare, the commit's own checks decide.
-            if now.is_none() || now == *seen {
+            // Unchanged: the same table. A first commit gone since (the
+            // table dropped, or its early log expired by an erasure purge)
+            // or a new one means a fresh load decides. A table whose first
+            // commit had already expired has nothing cheap to compare: the
+            // commit's own checks and the failure path decide.
+            if now == *seen {
                 return Ok(());
             }
         }

@@ -657,6 +657,15 @@ mod tests {
         let (on_disk, live) = files(&warehouse, dir.path(), "d").await;
         assert_eq!(on_disk, live);
         assert_eq!(live.len(), 1);
+
+        // Dropped and not re-created: not found, and nothing written where it was.
+        other.drop_table("d").await.expect("drops");
+        let error = ingestor
+            .ingest(request("d", "{\"key\":\"k\"}\n", false, false, false))
+            .await
+            .expect_err("the table is gone");
+        assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+        assert!(!dir.path().join("d").exists());
         ingestor.shutdown().await;
     }
 
