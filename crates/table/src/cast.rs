@@ -24,7 +24,7 @@ use arrow::array::{
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::kernels::cast::{CastOptions, can_cast_types, cast_with_options};
-use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
 
 /// Why a batch does not fit a schema. Names the column path (`a.b.c`, list
 /// elements as `a[]`, map keys/values as `a{key}` / `a{value}`) and, where
@@ -130,7 +130,7 @@ impl CastError {
 /// fit — is an error. The result has exactly `target`'s schema.
 pub fn cast_to_schema(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBatch, CastError> {
     if batch.schema() == *target {
-        check_not_null(batch.columns(), target.fields(), "", batch.num_rows())?;
+        check_not_null(batch.columns(), target.fields())?;
         return Ok(batch.clone());
     }
     let source = batch.schema();
@@ -164,34 +164,6 @@ pub fn cast_to_schema(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordB
     })
 }
 
-/// Whether `batch` fits `target` as [`cast_to_schema`] would take it.
-pub fn fits_schema(source: &Schema, target: &Schema) -> Result<(), CastError> {
-    for field in source.fields() {
-        match target.field_with_name(field.name()) {
-            Ok(to) => fits_type(field.data_type(), to.data_type(), field.name())?,
-            Err(_) => {
-                return Err(CastError::UnknownField {
-                    path: field.name().clone(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-fn fits_type(from: &DataType, to: &DataType, path: &str) -> Result<(), CastError> {
-    if let (DataType::Struct(from), DataType::Struct(to)) = (from, to) {
-        for child in from {
-            let child_path = format!("{path}.{}", child.name());
-            match to.find(child.name()) {
-                Some((_, target)) => fits_type(child.data_type(), target.data_type(), &child_path)?,
-                None => return Err(CastError::UnknownField { path: child_path }),
-            }
-        }
-    }
-    Ok(())
-}
-
 /// One column (or nested field) cast to `field`, with its NOT NULL checked.
 fn cast_field(array: &ArrayRef, field: &Field, path: &str) -> Result<ArrayRef, CastError> {
     let cast = cast_array(array, field.data_type(), path)?;
@@ -223,6 +195,23 @@ fn cast_array(array: &ArrayRef, to: &DataType, path: &str) -> Result<ArrayRef, C
         (DataType::Struct(_), DataType::Map(entries, _)) => struct_to_map(array.as_struct(), entries, path),
         (DataType::List(_), DataType::List(item)) => cast_list(array.as_list::<i32>(), item, path),
         (DataType::LargeList(_), DataType::List(item)) => cast_list(array.as_list::<i64>(), item, path),
+        // Other list layouts (Arrow IPC may carry them) become a plain list
+        // of the same items first; arrow's cast of the layout loses nothing.
+        (
+            DataType::FixedSizeList(source, _) | DataType::ListView(source) | DataType::LargeListView(source),
+            DataType::List(_),
+        ) => {
+            let plain = cast_with_options(
+                array,
+                &DataType::List(source.clone()),
+                &CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )
+            .map_err(|_| incompatible())?;
+            cast_array(&plain, to, path)
+        }
         (DataType::Map(_, _), DataType::Map(entries, sorted)) => {
             cast_map(array.as_map(), entries, *sorted, path)
         }
@@ -512,18 +501,9 @@ fn struct_to_map(array: &StructArray, entries: &FieldRef, path: &str) -> Result<
 }
 
 /// NOT NULL checks of arrays that already have the target types.
-fn check_not_null(
-    columns: &[ArrayRef],
-    fields: &Fields,
-    prefix: &str,
-    _rows: usize,
-) -> Result<(), CastError> {
+fn check_not_null(columns: &[ArrayRef], fields: &Fields) -> Result<(), CastError> {
     for (column, field) in columns.iter().zip(fields.iter()) {
-        let path = if prefix.is_empty() {
-            field.name().clone()
-        } else {
-            format!("{prefix}.{}", field.name())
-        };
+        let path = field.name().clone();
         // Re-casting an array onto its own type checks every depth.
         cast_field(column, field, &path)?;
     }
@@ -534,7 +514,7 @@ fn check_not_null(
 mod tests {
     use super::*;
     use arrow::array::{Float64Array, Int64Array, ListArray, UInt64Array};
-    use arrow::datatypes::Int64Type;
+    use arrow::datatypes::{Int64Type, Schema};
 
     fn schema(fields: Vec<Field>) -> SchemaRef {
         Arc::new(Schema::new(fields))
@@ -601,7 +581,6 @@ mod tests {
                 path: "customer.address.country".into()
             }
         );
-        assert!(fits_schema(&source, &target).is_err());
     }
 
     #[test]
@@ -635,6 +614,24 @@ mod tests {
         let target = schema(vec![Field::new("s", DataType::Struct(strict), true)]);
         let error = cast_to_schema(&batch, &target).expect_err("x is NOT NULL");
         assert_eq!((error.path(), error.row()), ("s.x", Some(1)));
+    }
+
+    #[test]
+    fn fixed_size_lists_become_lists() {
+        let fixed = arrow::array::FixedSizeListArray::from_iter_primitive::<Int64Type, _, _>(
+            vec![Some(vec![Some(1), Some(2)]), None],
+            2,
+        );
+        let batch = RecordBatch::try_new(
+            schema(vec![Field::new("l", fixed.data_type().clone(), true)]),
+            vec![Arc::new(fixed)],
+        )
+        .expect("batch");
+        let item = Arc::new(Field::new("element", DataType::Int64, true));
+        let target = schema(vec![Field::new("l", DataType::List(item), true)]);
+        let cast = cast_to_schema(&batch, &target).expect("casts");
+        assert_eq!(cast.schema(), target);
+        assert!(cast.column(0).is_null(1));
     }
 
     #[test]

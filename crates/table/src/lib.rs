@@ -35,7 +35,7 @@ pub mod types;
 mod warehouse;
 mod writer_props;
 
-pub use cast::{CastError, cast_to_schema, fits_schema};
+pub use cast::{CastError, cast_to_schema};
 pub use error::{Result, TableError};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
 pub use identity::CommitStamp;
