@@ -19,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::new_null_array;
-use arrow::compute::cast;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
@@ -91,6 +89,14 @@ pub(crate) struct Committer {
     /// The background checkpoint, which hands back the table reloaded from
     /// that checkpoint (see [`Committer::adopt_checkpoint`]).
     checkpointing: Option<tokio::task::JoinHandle<Option<Table>>>,
+    /// The handle's table's first commit file as storage showed it; another
+    /// stamp before a commit means the table was dropped and re-created
+    /// (see [`Committer::ensure_current`]).
+    /// `None` until first read.
+    stamp: Option<Option<silt_table::CommitStamp>>,
+    /// The handle must be checked against a fresh load before the next
+    /// commit (set after a failed commit and when the stamp changed).
+    stale: bool,
 }
 
 impl Committer {
@@ -112,6 +118,8 @@ impl Committer {
             known: HashMap::new(),
             known_at,
             checkpointing: None,
+            stamp: None,
+            stale: false,
         }
     }
 
@@ -169,32 +177,17 @@ impl Committer {
         Ok(seq)
     }
 
-    async fn commit_group(&mut self, mut group: Vec<Submission>) {
+    async fn commit_group(&mut self, group: Vec<Submission>) {
         let started = Instant::now();
         let name = self.table.name().to_string();
-        // Rows conformed to an older schema, or evolving ones, are aligned to
-        // one schema for the commit; a request whose rows cannot be is failed alone.
-        let schema = match self.table.schema() {
-            Ok(schema) => schema,
-            Err(error) => return fail_all(group, &name, &error.into()),
-        };
-        let (target, evolve) = group_schema(&schema, &group);
-        let mut aligned = Vec::with_capacity(group.len());
-        for mut submission in group.drain(..) {
-            match align_all(&submission.batches, &target) {
-                Ok(batches) => {
-                    submission.batches = batches;
-                    aligned.push(submission);
-                }
-                Err(reason) => {
-                    let _ = submission.reply.send(Err(IngestError::SchemaConflict {
-                        source_name: "request".into(),
-                        reason,
-                    }));
-                }
-            }
+        // Nothing is written before the handle is known to be on the table
+        // that is in storage now (not one dropped and re-created since).
+        if let Err(error) = self.ensure_current().await {
+            return fail_all(group, &name, &error);
         }
-        let group = aligned;
+        let Some((mut group, mut evolve)) = self.aligned(group) else {
+            return;
+        };
         let mut dead_letters_written = false;
         for attempt in 0..=MAX_CONFLICT_RETRIES {
             let decision = match self.decide(&group).await {
@@ -278,19 +271,123 @@ impl Committer {
                 }
                 Err(TableError::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
                     tracing::info!(table = %name, attempt, "commit conflict; re-reading the log and deciding again");
-                    if let Err(error) = self.table.refresh().await {
-                        return fail_all(group, &name, &error.into());
+                    // A "conflict" can also be the table dropped and
+                    // re-created under the handle (its log is shorter than
+                    // the handle's version): re-open it and check which.
+                    self.stale = true;
+                    let before = self.table_id();
+                    if let Err(error) = self.ensure_current().await {
+                        return fail_all(group, &name, &error);
+                    }
+                    if before != self.table_id() {
+                        let Some(aligned) = self.aligned(group) else {
+                            return;
+                        };
+                        (group, evolve) = aligned;
+                        if group.is_empty() {
+                            return;
+                        }
                     }
                 }
                 Err(error) => {
+                    // Not a conflict: retrying would only write the data
+                    // files again (each attempt leaves its files behind).
                     // The handle may be behind or ahead of what is durable:
                     // start from storage next time.
-                    let _ = self.table.refresh().await;
+                    self.stale = true;
                     self.known.clear();
                     return fail_all(group, &name, &error.into());
                 }
             }
         }
+    }
+
+    fn table_id(&self) -> Option<String> {
+        self.table.table_id().ok()
+    }
+
+    /// Makes sure the handle is on the table in storage now. Cheap check
+    /// first (one HEAD of the first commit file, compared with the stamp
+    /// seen when the handle was last checked); when it differs, or after a
+    /// failed commit, the table is loaded afresh: gone → not found; another
+    /// metadata id → it was re-created, and the committer starts over on it
+    /// (schema, policy and producer sequences of the new table); the same id
+    /// → the fresh handle is simply newer.
+    async fn ensure_current(&mut self) -> Result<()> {
+        if !self.stale {
+            let now = self.table.first_commit_stamp().await?;
+            let Some(seen) = &self.stamp else {
+                // The handle was opened just before the first group.
+                self.stamp = Some(now);
+                return Ok(());
+            };
+            // Unchanged: the same table. A first commit gone since (the
+            // table dropped, or its early log expired by an erasure purge)
+            // or a new one means a fresh load decides. A table whose first
+            // commit had already expired has nothing cheap to compare: the
+            // commit's own checks and the failure path decide.
+            if now == *seen {
+                return Ok(());
+            }
+        }
+        let name = self.table.name().to_string();
+        let fresh = self.warehouse.table(&name).await?;
+        let stamp = fresh.first_commit_stamp().await?;
+        if fresh.table_id()? != self.table.table_id()? {
+            tracing::warn!(
+                table = %name,
+                "table was dropped and re-created outside this committer; continuing on the new table"
+            );
+            self.known.clear();
+            // A checkpoint of the old table would land in the new one's log.
+            if let Some(task) = self.checkpointing.take() {
+                task.abort();
+            }
+        }
+        self.table = fresh;
+        self.known_at = u64::MAX;
+        self.stamp = Some(stamp);
+        self.stale = false;
+        if let Ok(schema) = self.table.schema() {
+            self.shared.set_schema(schema);
+        }
+        if let Ok(properties) = self.table.properties() {
+            self.shared.set_policy(Policy::from_properties(&properties));
+        }
+        Ok(())
+    }
+
+    /// The group with every request's rows cast to one schema (the table's,
+    /// plus evolving requests' new columns), and whether it evolves. A
+    /// request whose rows no longer fit (conformed to a schema the table has
+    /// not got any more) is answered alone, with a 422.
+    /// `None` when the table's schema cannot be read (every request is
+    /// answered then).
+    fn aligned(&self, mut group: Vec<Submission>) -> Option<(Vec<Submission>, bool)> {
+        let schema = match self.table.schema() {
+            Ok(schema) => schema,
+            Err(error) => {
+                fail_all(group, self.table.name(), &error.into());
+                return None;
+            }
+        };
+        let (target, evolve) = group_schema(&schema, &group);
+        let mut aligned = Vec::with_capacity(group.len());
+        for mut submission in group.drain(..) {
+            match align_all(&submission.batches, &target) {
+                Ok(batches) => {
+                    submission.batches = batches;
+                    aligned.push(submission);
+                }
+                Err(reason) => {
+                    let _ = submission.reply.send(Err(IngestError::SchemaConflict {
+                        source_name: "request".into(),
+                        reason,
+                    }));
+                }
+            }
+        }
+        Some((aligned, evolve))
     }
 
     /// Which requests write and which are duplicates, and each producer's
@@ -467,16 +564,20 @@ fn fail_all(group: Vec<Submission>, table: &str, error: &IngestError) {
     }
 }
 
-/// The table schema plus every evolving request's new columns.
+/// The table schema plus every evolving request's new columns (and new
+/// fields of STRUCT columns).
 fn group_schema(table: &Arc<Schema>, group: &[Submission]) -> (Arc<Schema>, bool) {
     let mut fields: Vec<Arc<Field>> = table.fields().iter().cloned().collect();
     let mut evolve = false;
     for submission in group.iter().filter(|s| s.evolve) {
-        for field in submission.schema.fields() {
-            if !fields.iter().any(|f| f.name() == field.name()) {
-                fields.push(field.clone());
-                evolve = true;
-            }
+        // The submission's schema was built by the same merge, so it holds
+        // Delta types and names only; a failure leaves it to the cast.
+        if let Ok((merged, added)) =
+            crate::evolve::merge_fields(&fields.clone().into(), submission.schema.fields(), "")
+            && added
+        {
+            fields = merged;
+            evolve = true;
         }
     }
     if !evolve {
@@ -492,28 +593,14 @@ fn align_all(batches: &[RecordBatch], target: &Arc<Schema>) -> std::result::Resu
     batches.iter().map(|b| align(b, target)).collect()
 }
 
-/// `batch` with `target`'s columns: missing ones null, others cast to the target type.
+/// `batch` with `target`'s columns: missing nullable ones null, the rest
+/// cast strictly (a value that no longer fits is an error, never a NULL).
 fn align(batch: &RecordBatch, target: &Arc<Schema>) -> std::result::Result<RecordBatch, String> {
     if batch.schema() == *target {
         return Ok(batch.clone());
     }
-    let mut columns = Vec::with_capacity(target.fields().len());
-    for field in target.fields() {
-        let column = match batch.column_by_name(field.name()) {
-            Some(column) if column.data_type() == field.data_type() => column.clone(),
-            Some(column) => cast(column, field.data_type())
-                .map_err(|e| format!("column '{}' changed type while queued: {e}", field.name()))?,
-            None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
-            None => {
-                return Err(format!(
-                    "column '{}' is NOT NULL and was added while queued",
-                    field.name()
-                ));
-            }
-        };
-        columns.push(column);
-    }
-    RecordBatch::try_new(target.clone(), columns).map_err(|e| e.to_string())
+    silt_table::cast_to_schema(batch, target)
+        .map_err(|e| format!("the table changed while the rows were queued: {e}"))
 }
 
 /// Pause suggested to a client that hit the queue limit.

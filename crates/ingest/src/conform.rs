@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatchOptions;
 use arrow::array::Scalar;
-use arrow::array::{Array, ArrayRef, StringArray, new_null_array};
+use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::compute::kernels::cast::{CastOptions, cast, cast_with_options};
 use arrow::compute::kernels::cmp::eq;
 use arrow::compute::nullif;
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
+use silt_table::{CastError, cast_to_schema};
 
 use crate::decode::Decoded;
 use crate::error::{IngestError, Result};
@@ -67,41 +69,56 @@ pub(crate) fn conform_from_row(
     let mut out = Vec::with_capacity(input.batches.len());
     let mut row_offset = first_row;
     for batch in &input.batches {
+        // JSON/CSV conventions for top-level columns first (blank CSV text
+        // is null, epoch numbers are times); then the one strict cast of
+        // silt-table does the rest at every depth.
+        let mut fields = Vec::with_capacity(target.fields().len());
         let mut columns = Vec::with_capacity(target.fields().len());
         for field in target.fields() {
-            let column = match batch.column_by_name(field.name()) {
-                Some(source) => cast_column(source, field.data_type())
-                    .map_err(|(row, reason)| row_error(input, row_offset + row, field.name(), reason))?,
-                None if field.is_nullable() => new_null_array(field.data_type(), batch.num_rows()),
-                None => {
-                    return Err(IngestError::MissingColumn {
-                        source_name: input.source_name.clone(),
-                        column: field.name().clone(),
-                        table: table.to_string(),
-                    });
-                }
+            let Some(source) = batch.column_by_name(field.name()) else {
+                continue;
             };
-            if !field.is_nullable() && column.null_count() > 0 {
-                let row = (0..column.len()).find(|i| column.is_null(*i)).unwrap_or(0) as u64;
-                return Err(row_error(
-                    input,
-                    row_offset + row,
-                    field.name(),
-                    "null in a NOT NULL column".into(),
-                ));
-            }
+            let column = prepare_column(source, field.data_type())
+                .map_err(|(row, reason)| row_error(input, row_offset + row, field.name(), reason))?;
+            fields.push(Field::new(field.name(), column.data_type().clone(), true));
             columns.push(column);
         }
-        let conformed =
-            RecordBatch::try_new(target.clone(), columns).map_err(|e| IngestError::Malformed {
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let prepared = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
+            .map_err(|e| IngestError::Malformed {
                 source_name: input.source_name.clone(),
                 format: "rows",
                 reason: e.to_string(),
             })?;
+        let conformed =
+            cast_to_schema(&prepared, target).map_err(|error| cast_error(input, table, row_offset, error))?;
         out.push(conformed);
         row_offset += batch.num_rows() as u64;
     }
     Ok(out)
+}
+
+/// An [`IngestError`] for a [`CastError`] of the batch whose first row is
+/// `row_offset` of the source.
+fn cast_error(input: &Decoded, table: &str, row_offset: u64, error: CastError) -> IngestError {
+    match &error {
+        CastError::UnknownField { path } => IngestError::UnknownField {
+            source_name: input.source_name.clone(),
+            path: path.clone(),
+            table: table.to_string(),
+        },
+        CastError::MissingField { path } => IngestError::MissingColumn {
+            source_name: input.source_name.clone(),
+            column: path.clone(),
+            table: table.to_string(),
+        },
+        _ => row_error(
+            input,
+            row_offset + error.row().unwrap_or(0) as u64,
+            error.path(),
+            error.reason(),
+        ),
+    }
 }
 
 /// Most table columns an [`IngestError::UnknownColumns`] message lists.
@@ -159,9 +176,12 @@ fn row_error(input: &Decoded, row_index: u64, column: &str, reason: String) -> I
     }
 }
 
-/// Casts one column; on failure returns the 0-based index of the first row
-/// that could not be cast and a reason that does not contain the value.
-fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, (u64, String)> {
+/// A top-level column with the conventions of text formats applied for its
+/// table type: blank text is null (CSV), and numbers, or text that is all
+/// digits, for a TIMESTAMP column are epoch times (see
+/// [`epoch_to_timestamp`]). On failure returns the 0-based index of the first
+/// row that does not fit and a reason without the value.
+fn prepare_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef, (u64, String)> {
     if source.data_type() == to {
         return Ok(source.clone());
     }
@@ -171,25 +191,7 @@ fn cast_column(source: &ArrayRef, to: &DataType) -> std::result::Result<ArrayRef
     {
         return epoch;
     }
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    match cast_with_options(&source, to, &strict) {
-        Ok(cast) => Ok(cast),
-        Err(_) => {
-            let lenient = CastOptions {
-                safe: true,
-                ..Default::default()
-            };
-            let reason = format!("value cannot be converted from {} to {to}", source.data_type());
-            let row = cast_with_options(&source, to, &lenient)
-                .ok()
-                .and_then(|cast| (0..source.len()).find(|i| !source.is_null(*i) && cast.is_null(*i)))
-                .unwrap_or(0);
-            Err((row as u64, reason))
-        }
-    }
+    Ok(source)
 }
 
 /// Numbers sent for a TIMESTAMP column are Unix epoch times. The unit is
@@ -203,28 +205,59 @@ fn epoch_to_timestamp(
     to: &DataType,
 ) -> Option<std::result::Result<ArrayRef, (u64, String)>> {
     use arrow::array::{Float64Array, TimestampMicrosecondArray};
+    // Text (a JSON field mixing RFC 3339 strings and numbers is decoded as
+    // text) is split per value: numbers are epoch times, the rest RFC 3339.
+    let mut text_times: Option<ArrayRef> = None;
     let numeric = match source.data_type() {
         d if d.is_integer() || d.is_floating() => cast(source, &DataType::Float64).ok()?,
         DataType::Utf8 => {
             let text = source.as_any().downcast_ref::<StringArray>()?;
-            let all_numbers = text.iter().flatten().all(|v| {
-                !v.is_empty()
-                    && v.trim_start_matches('-')
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'.')
-            });
-            if !all_numbers || text.null_count() == text.len() {
+            let numbers: Float64Array = text.iter().map(|v| v.and_then(epoch_number)).collect();
+            if numbers.null_count() == numbers.len() {
                 return None;
             }
-            cast(source, &DataType::Float64).ok()?
+            if numbers.null_count() > text.null_count() {
+                let rest: StringArray = text
+                    .iter()
+                    .map(|v| v.filter(|v| epoch_number(v).is_none()))
+                    .collect();
+                let rest: ArrayRef = Arc::new(rest);
+                let utc = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()));
+                let strict = CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                match cast_with_options(&rest, &utc, &strict) {
+                    Ok(times) => text_times = Some(times),
+                    Err(_) => {
+                        let lenient = CastOptions::default();
+                        let row = cast_with_options(&rest, &utc, &lenient)
+                            .ok()
+                            .and_then(|cast| (0..rest.len()).find(|i| rest.is_valid(*i) && cast.is_null(*i)))
+                            .unwrap_or(0);
+                        return Some(Err((
+                            row as u64,
+                            format!("value cannot be converted from {} to {to}", source.data_type()),
+                        )));
+                    }
+                }
+            }
+            Arc::new(numbers)
         }
         _ => return None,
     };
     let values = numeric.as_any().downcast_ref::<Float64Array>()?;
+    let text_times = text_times
+        .as_ref()
+        .and_then(|t| t.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned());
     let mut micros = Vec::with_capacity(values.len());
     for (row, value) in values.iter().enumerate() {
         let Some(value) = value else {
-            micros.push(None);
+            micros.push(
+                text_times
+                    .as_ref()
+                    .and_then(|t| t.is_valid(row).then(|| t.value(row))),
+            );
             continue;
         };
         let magnitude = value.abs();
@@ -259,6 +292,20 @@ fn epoch_to_timestamp(
             .and_then(|a| cast(&a, &target))
             .map_err(|e| (0, format!("epoch time cannot be stored: {e}"))),
     )
+}
+
+/// Text that is an epoch number: digits, at most one '.', an optional
+/// leading '-'.
+fn epoch_number(text: &str) -> Option<f64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let plain = !digits.is_empty()
+        && digits.bytes().any(|b| b.is_ascii_digit())
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|b| *b == b'.').count() <= 1;
+    if !plain {
+        return None;
+    }
+    text.parse::<f64>().ok()
 }
 
 /// An empty CSV field means "no value" for every type but text.
@@ -402,6 +449,107 @@ mod tests {
         assert_eq!(price.value(0), 1234);
         assert!(batches[0].column(0).is_null(1));
         assert!(batches[0].column(3).is_null(1));
+    }
+
+    #[test]
+    fn json_timestamps_mixing_rfc3339_text_and_epoch_numbers() {
+        let target = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+        ]));
+        let body = b"{\"id\":1,\"ts\":\"2026-11-25T10:00:00Z\"}\n{\"id\":2,\"ts\":1764064800}\n{\"id\":3}\n";
+        let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
+        let batches = conform_batches(&decoded, &target, "t").expect("conforms");
+        let ts = batches[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::TimestampMicrosecondArray>()
+            .expect("micros");
+        assert_eq!(ts.value(0), 1_795_600_800_000_000); // 2026-11-25T10:00:00Z
+        assert_eq!(ts.value(1), 1_764_064_800_000_000); // epoch seconds: 2025-11-25T10:00:00Z
+        assert!(ts.is_null(2));
+        // Text that is neither still names its row.
+        let body = b"{\"ts\":\"2026-11-25T10:00:00Z\"}\n{\"ts\":1764064800}\n{\"ts\":\"soon\"}\n";
+        let target = Arc::new(Schema::new(vec![target.field(1).clone()]));
+        let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
+        let err = conform_batches(&decoded, &target, "t")
+            .expect_err("not a time")
+            .to_string();
+        assert!(err.contains("row 3, column 'ts'"), "{err}");
+        assert!(!err.contains("soon"), "{err}");
+    }
+
+    fn customer_table() -> Arc<Schema> {
+        let address = Field::new(
+            "address",
+            DataType::Struct(vec![Field::new("city", DataType::Utf8, true)].into()),
+            true,
+        );
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("customer", DataType::Struct(vec![address].into()), true),
+        ]))
+    }
+
+    #[test]
+    fn nested_unknown_fields_are_refused_naming_the_path_not_dropped() {
+        let body = b"{\"id\":1,\"customer\":{\"address\":{\"city\":\"Oslo\",\"country\":\"NO\"}}}\n";
+        let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
+        let err = conform_batches(&decoded, &customer_table(), "t").expect_err("country is not in the table");
+        assert_eq!(err.kind(), silt_table::ErrorKind::InvalidRows);
+        let err = err.to_string();
+        assert!(err.contains("customer.address.country"), "{err}");
+        assert!(!err.contains("NO\"") && !err.contains("Oslo"), "{err}");
+    }
+
+    #[test]
+    fn json_objects_into_a_map_column() {
+        let entries = Arc::new(Field::new(
+            "key_value",
+            DataType::Struct(
+                vec![
+                    Field::new("key", DataType::Utf8, false),
+                    Field::new("value", DataType::Int64, true),
+                ]
+                .into(),
+            ),
+            false,
+        ));
+        let target = Arc::new(Schema::new(vec![Field::new(
+            "attrs",
+            DataType::Map(entries, false),
+            true,
+        )]));
+        let body = b"{\"attrs\":{\"a\":1,\"b\":2}}\n{\"attrs\":{\"c\":3}}\n{\"attrs\":null}\n";
+        let decoded = decode_bytes(Format::Ndjson, body.to_vec(), "j").expect("decodes");
+        let batches = conform_batches(&decoded, &target, "t").expect("conforms");
+        let map = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::MapArray>()
+            .expect("map");
+        assert_eq!((map.value_length(0), map.value_length(1)), (2, 1));
+        assert!(map.is_null(2));
+    }
+
+    #[test]
+    fn a_value_too_large_for_bigint_is_an_error_not_null() {
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::UInt64, true)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(arrow::array::UInt64Array::from(vec![u64::MAX]))],
+        )
+        .expect("batch");
+        let decoded = Decoded::typed("p", schema, vec![batch]);
+        let target = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let err = conform_batches(&decoded, &target, "t")
+            .expect_err("does not fit")
+            .to_string();
+        assert!(err.contains("row 1, column 'n'"), "{err}");
     }
 
     #[test]

@@ -54,6 +54,22 @@ pub enum IngestError {
         /// The table's columns, comma-separated (shortened for wide tables).
         columns: String,
     },
+    /// A nested field (inside a STRUCT column) the table does not have.
+    /// Unlike a top-level key, its path is named: the table's own column
+    /// names it, and refusing it without saying which would leave the
+    /// producer guessing. Never silently dropped (that would lose data).
+    #[error(
+        "{source_name}: field '{path}' is not in table '{table}'; add it to the table \
+         (ALTER TABLE, or ingest with evolve) or leave it out"
+    )]
+    UnknownField {
+        /// File name or request label.
+        source_name: String,
+        /// Dotted path of the field (`customer.address.country`).
+        path: String,
+        /// Table name.
+        table: String,
+    },
     /// A NOT NULL column the input lacks.
     #[error("{source_name}: missing column '{column}', which table '{table}' requires (NOT NULL)")]
     MissingColumn {
@@ -158,6 +174,7 @@ impl IngestError {
             }
             IngestError::InvalidRow { .. }
             | IngestError::UnknownColumns { .. }
+            | IngestError::UnknownField { .. }
             | IngestError::MissingColumn { .. }
             | IngestError::SchemaConflict { .. }
             | IngestError::NamelessField { .. } => ErrorKind::InvalidRows,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
 
 use crate::conform::unknown_columns;
 use crate::decode::Decoded;
@@ -29,30 +29,77 @@ pub fn target_schema(
             None => Ok(table_schema.clone()),
         };
     }
-    let mut added = Vec::new();
-    for field in input.inferred.fields() {
-        if table_schema.field_with_name(field.name()).is_ok() {
-            continue;
-        }
-        if field.name().is_empty() {
-            return Err(nameless_field(&input.source_name));
-        }
-        let data_type = silt_table::types::delta_compatible_type(field.data_type()).map_err(|reason| {
+    if input
+        .inferred
+        .fields()
+        .iter()
+        .any(|f| f.name().is_empty() && table_schema.field_with_name("").is_err())
+    {
+        return Err(nameless_field(&input.source_name));
+    }
+    let (fields, changed) =
+        merge_fields(table_schema.fields(), input.inferred.fields(), "").map_err(|reason| {
             IngestError::SchemaConflict {
                 source_name: input.source_name.clone(),
-                reason: format!("new column '{}': {reason}", field.name()),
+                reason,
             }
         })?;
-        added.push(Arc::new(Field::new(field.name(), data_type, true)));
-    }
-    if added.is_empty() {
+    if !changed {
         return Ok(table_schema.clone());
     }
-    let fields: Vec<_> = table_schema.fields().iter().cloned().chain(added).collect();
     Ok(Arc::new(Schema::new_with_metadata(
         fields,
         table_schema.metadata().clone(),
     )))
+}
+
+/// `table`'s fields plus the fields of `input` it lacks, appended as
+/// nullable fields of their Delta-compatible type — also inside STRUCT
+/// columns, at any depth (`customer.address.country`), which deltalake's
+/// schema merge adds to the table in the commit. Whether anything was added.
+/// Fields inside LIST or MAP columns are not merged: the strict cast then
+/// refuses them by path.
+pub(crate) fn merge_fields(
+    table: &Fields,
+    input: &Fields,
+    prefix: &str,
+) -> std::result::Result<(Vec<FieldRef>, bool), String> {
+    let mut fields: Vec<FieldRef> = table.iter().cloned().collect();
+    let mut changed = false;
+    for field in input {
+        let path = if prefix.is_empty() {
+            field.name().clone()
+        } else {
+            format!("{prefix}.{}", field.name())
+        };
+        match fields.iter().position(|f| f.name() == field.name()) {
+            Some(index) => {
+                if let (DataType::Struct(have), DataType::Struct(more)) =
+                    (fields[index].data_type(), field.data_type())
+                {
+                    let (children, added) = merge_fields(have, more, &path)?;
+                    if added {
+                        let merged = fields[index]
+                            .as_ref()
+                            .clone()
+                            .with_data_type(DataType::Struct(children.into()));
+                        fields[index] = Arc::new(merged);
+                        changed = true;
+                    }
+                }
+            }
+            None => {
+                if field.name().is_empty() {
+                    return Err("a field with an empty name cannot become a column".to_string());
+                }
+                let data_type = silt_table::types::delta_compatible_type(field.data_type())
+                    .map_err(|reason| format!("new column '{path}': {reason}"))?;
+                fields.push(Arc::new(Field::new(field.name(), data_type, true)));
+                changed = true;
+            }
+        }
+    }
+    Ok((fields, changed))
 }
 
 /// A field whose name is empty cannot become a column (no SQL can name it).
@@ -66,7 +113,6 @@ pub(crate) fn nameless_field(source_name: &str) -> IngestError {
 mod tests {
     use super::*;
     use crate::{Format, decode_bytes};
-    use arrow::datatypes::DataType;
 
     fn table() -> Arc<Schema> {
         Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]))

@@ -586,4 +586,142 @@ mod tests {
         );
         ingestor.shutdown().await;
     }
+
+    /// Parquet files under the table's directory, and the ones its latest
+    /// version references.
+    async fn files(warehouse: &Warehouse, dir: &std::path::Path, name: &str) -> (Vec<String>, Vec<String>) {
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir.join(name))
+            .expect("table dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        on_disk.sort();
+        let table = warehouse.table(name).await.expect("opens");
+        let mut live: Vec<String> = table
+            .snapshot()
+            .expect("snapshot")
+            .log_data()
+            .iter()
+            .map(|f| f.object_store_path().filename().unwrap_or_default().to_string())
+            .collect();
+        live.sort();
+        (on_disk, live)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_table_dropped_and_recreated_elsewhere_is_noticed_without_orphans() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = dir.path().to_str().expect("utf-8");
+        let warehouse = Warehouse::open(location).expect("opens");
+        // Another process: its own warehouse handle on the same directory.
+        let other = Warehouse::open(location).expect("opens");
+        table(&warehouse, "d", &[]).await;
+        let ingestor = Ingestor::new(warehouse.clone(), IngestConfig::default());
+        for n in 0..4 {
+            ingestor
+                .ingest(request("d", &format!("{{\"id\":{n}}}\n"), false, false, false))
+                .await
+                .expect("ingests");
+        }
+        // Same schema, re-created behind the service's back.
+        other.drop_table("d").await.expect("drops");
+        table(&other, "d", &[]).await;
+        let ack = ingestor
+            .ingest(request("d", "{\"id\":10}\n", false, false, false))
+            .await
+            .expect("re-opens the new table and writes");
+        assert_eq!(ack.version, 1, "{ack:?}");
+        let (on_disk, live) = files(&warehouse, dir.path(), "d").await;
+        assert_eq!(on_disk, live);
+        assert_eq!(live.len(), 1);
+
+        // A new schema: queued rows are validated against it.
+        other.drop_table("d").await.expect("drops");
+        let spec = TableSpec {
+            schema: Arc::new(Schema::new(vec![Field::new("key", DataType::Utf8, false)])),
+            partition_columns: Vec::new(),
+            properties: HashMap::new(),
+            if_not_exists: false,
+        };
+        other.create_table("d", spec).await.expect("creates");
+        let error = ingestor
+            .ingest(request("d", "{\"id\":11}\n", false, false, false))
+            .await
+            .expect_err("the old schema's rows do not fit the new table");
+        assert!(error.kind().http_status() < 500, "{error}");
+        let ack = ingestor
+            .ingest(request("d", "{\"key\":\"k\"}\n", false, false, false))
+            .await
+            .expect("the new schema's rows are written");
+        assert_eq!(ack.version, 1, "{ack:?}");
+        let (on_disk, live) = files(&warehouse, dir.path(), "d").await;
+        assert_eq!(on_disk, live);
+        assert_eq!(live.len(), 1);
+
+        // Dropped and not re-created: not found, and nothing written where it was.
+        other.drop_table("d").await.expect("drops");
+        let error = ingestor
+            .ingest(request("d", "{\"key\":\"k\"}\n", false, false, false))
+            .await
+            .expect_err("the table is gone");
+        assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+        assert!(!dir.path().join("d").exists());
+        ingestor.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nested_new_fields_are_refused_or_added_with_evolve() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let warehouse = Warehouse::open(dir.path().to_str().expect("utf-8")).expect("opens");
+        let address = Field::new(
+            "address",
+            DataType::Struct(vec![Field::new("city", DataType::Utf8, true)].into()),
+            true,
+        );
+        let spec = TableSpec {
+            schema: Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, false),
+                Field::new("customer", DataType::Struct(vec![address].into()), true),
+            ])),
+            partition_columns: Vec::new(),
+            properties: HashMap::new(),
+            if_not_exists: false,
+        };
+        warehouse.create_table("c", spec).await.expect("creates");
+        let ingestor = Ingestor::new(warehouse.clone(), IngestConfig::default());
+        let body = "{\"id\":1,\"customer\":{\"address\":{\"city\":\"Oslo\",\"country\":\"NO\"}}}\n";
+        let error = ingestor
+            .ingest(request("c", body, false, false, true))
+            .await
+            .expect_err("never dropped");
+        assert_eq!(error.kind(), ErrorKind::InvalidRows, "{error}");
+        assert!(error.to_string().contains("customer.address.country"), "{error}");
+        let ack = ingestor
+            .ingest(request("c", body, false, true, true))
+            .await
+            .expect("evolve adds the nested field");
+        assert_eq!(ack.rows_written, 1);
+        let schema = warehouse
+            .table("c")
+            .await
+            .expect("opens")
+            .schema()
+            .expect("schema");
+        let customer = schema.field_with_name("customer").expect("customer");
+        let DataType::Struct(children) = customer.data_type() else {
+            panic!("{customer:?}")
+        };
+        let DataType::Struct(address) = children[0].data_type() else {
+            panic!("{children:?}")
+        };
+        let names: Vec<&str> = address.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["city", "country"]);
+        // The table has it now: the next body needs no evolve.
+        ingestor
+            .ingest(request("c", body, false, false, false))
+            .await
+            .expect("fits now");
+        ingestor.shutdown().await;
+    }
 }

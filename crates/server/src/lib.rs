@@ -160,7 +160,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
             max_concurrent: config.sql.max_concurrent_statements,
         },
         query_runtime.handle().clone(),
-    );
+    )
+    .with_ingestor(ingestor.clone());
     let state = http::AppState {
         warehouse: warehouse.clone(),
         ingestor: ingestor.clone(),

@@ -168,6 +168,8 @@ pub struct SqlService {
     limits: SqlLimits,
     runtime: tokio::runtime::Handle,
     permits: Arc<[Arc<Semaphore>; 3]>,
+    /// Told which tables a script dropped, so its committers forget them.
+    ingestor: Option<Arc<silt_ingest::Ingestor>>,
 }
 
 impl std::fmt::Debug for SqlService {
@@ -202,7 +204,16 @@ impl SqlService {
             limits,
             runtime,
             permits: Arc::new([semaphore(), semaphore(), semaphore()]),
+            ingestor: None,
         }
+    }
+
+    /// Tells `ingestor` about every table a statement drops (`DROP TABLE`,
+    /// `CREATE OR REPLACE TABLE`): it forgets the table's committer, whose
+    /// handle, schema and producer state belong to the dropped table.
+    pub fn with_ingestor(mut self, ingestor: Arc<silt_ingest::Ingestor>) -> Self {
+        self.ingestor = Some(ingestor);
+        self
     }
 
     /// The engine (for catalog listings that run no statement).
@@ -252,10 +263,11 @@ impl SqlService {
         let (started_tx, started_rx) = oneshot::channel();
         let (rows_tx, rows_rx) = mpsc::channel(2);
         let engine = self.engine.clone();
+        let ingestor = self.ingestor.clone();
         let task_truncated = truncated.clone();
         let task = self.runtime.spawn(async move {
             let _permit = permit;
-            let (result, sent) = match start_statement(&engine, call).await {
+            let (result, sent) = match start_statement(&engine, ingestor.as_deref(), call).await {
                 Ok((schema, result, first, required)) => {
                     let (first, sent) = cap(first, 0, max_rows, &task_truncated);
                     let _ = started_tx.send((Ok((schema, first)), Some(required)));
@@ -308,12 +320,16 @@ impl SqlService {
     pub async fn prepare(&self, caller: Role, sql: String, query_only: bool) -> Result<Prepared, ApiError> {
         let permit = self.permit(caller)?;
         let engine = self.engine.clone();
+        let ingestor = self.ingestor.clone();
         let limit = self.limits.statement_timeout;
         let task = self.runtime.spawn(async move {
             let _permit = permit;
             let script = engine.parse(&sql)?;
             permit_script(caller, &script, query_only)?;
-            Ok::<_, ApiError>(engine.prepare_script(script).await?)
+            let dropped = script.dropped_tables();
+            let prepared = engine.prepare_script(script).await;
+            forget_dropped(ingestor.as_deref(), &dropped).await;
+            Ok::<_, ApiError>(prepared?)
         });
         let abort = AbortOnDrop(task.abort_handle());
         let result = match tokio::time::timeout(limit, task).await {
@@ -340,14 +356,20 @@ fn permit_script(caller: Role, script: &silt_sql::Script, query_only: bool) -> R
 }
 
 /// Parse, role check, plan, first batch: on the query runtime.
-async fn start_statement(engine: &Engine, call: Call) -> Result<Started, (ApiError, Option<Role>)> {
+async fn start_statement(
+    engine: &Engine,
+    ingestor: Option<&silt_ingest::Ingestor>,
+    call: Call,
+) -> Result<Started, (ApiError, Option<Role>)> {
     let script = engine.parse(&call.sql).map_err(|e| (ApiError::from(e), None))?;
     let required = permit_script(call.caller, &script, call.query_only).map_err(|e| (e, None))?;
     let with_role = |e: SqlError| (ApiError::from(e), Some(required));
-    let mut result = engine
-        .execute_script_stream(script, call.params)
-        .await
-        .map_err(with_role)?;
+    let dropped = script.dropped_tables();
+    let result = engine.execute_script_stream(script, call.params).await;
+    // Also after a failure: a script may have dropped a table before a
+    // later statement failed, and forgetting a live table only costs a re-open.
+    forget_dropped(ingestor, &dropped).await;
+    let mut result = result.map_err(with_role)?;
     let first = result
         .stream
         .next()
@@ -355,6 +377,15 @@ async fn start_statement(engine: &Engine, call: Call) -> Result<Started, (ApiErr
         .transpose()
         .map_err(|e| with_role(SqlError::from(e)))?;
     Ok((result.schema.clone(), result, first, required))
+}
+
+/// Makes the ingest service forget the committers of `dropped` tables.
+async fn forget_dropped(ingestor: Option<&silt_ingest::Ingestor>, dropped: &[String]) {
+    if let Some(ingestor) = ingestor {
+        for name in dropped {
+            ingestor.forget(name).await;
+        }
+    }
 }
 
 /// Cuts `batch` to what is left of the row cap after `sent` rows.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::ast::{
@@ -260,19 +260,11 @@ pub(crate) async fn create_table_as(engine: &Engine, mut create: CreateTable) ->
 }
 
 /// Casts a query batch to the stored schema (e.g. `Utf8View` to `Utf8`).
-fn conform(batch: &RecordBatch, target: &Schema, table: &str) -> Result<RecordBatch> {
-    let columns = target
-        .fields()
-        .iter()
-        .map(|field| {
-            let column = batch.column_by_name(field.name()).ok_or_else(|| {
-                SqlError::Execution(format!("column '{}' missing for table '{table}'", field.name()))
-            })?;
-            arrow::compute::cast(column, field.data_type())
-                .map_err(|e| SqlError::Invalid(format!("column '{}' of table '{table}': {e}", field.name())))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(Arc::new(target.clone()), columns).map_err(|e| SqlError::Execution(e.to_string()))
+/// `batch` in the table's schema: silt-table's one strict cast (a value
+/// that does not fit is an error naming the column, never a silent NULL).
+fn conform(batch: &RecordBatch, target: &SchemaRef, table: &str) -> Result<RecordBatch> {
+    silt_table::cast_to_schema(batch, target)
+        .map_err(|e| SqlError::Invalid(format!("CREATE TABLE {table} AS SELECT: {e}")))
 }
 
 /// `TBLPROPERTIES ('k' = 'v', …)` as a map.

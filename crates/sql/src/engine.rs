@@ -19,6 +19,7 @@ use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
 use silt_table::Warehouse;
 
 use crate::access::{Access, script_access};
+use crate::alter::Alter;
 use crate::catalog::{StatementSchema, statement_catalogs};
 use crate::cooperative::CooperativeJoins;
 use crate::ddl::{create_table_spec, table_name};
@@ -26,6 +27,7 @@ use crate::dml::{self, RowCounts};
 use crate::error::{Result, SqlError};
 use crate::history::history_batch;
 use crate::limits::{StatementLimits, check_text};
+use crate::maintenance::Maintenance;
 use crate::merge;
 use crate::statement::{Parsed, parse};
 use crate::time_travel::pin_versions;
@@ -182,13 +184,62 @@ impl Engine {
         self.execute_script(self.parse(sql)?).await
     }
 
-    /// [`execute`](Self::execute) for a parsed script.
+    /// [`execute`](Self::execute) for a parsed script. A script of several
+    /// statements is checked first ([`Engine::check_script`]): a statement
+    /// that cannot be planned fails the script before any statement runs.
     pub async fn execute_script(&self, script: Script) -> Result<Vec<StatementOutput>> {
+        if script.statements.len() > 1 {
+            self.check_script(&script).await?;
+        }
         let mut outputs = Vec::new();
         for statement in script.statements {
             outputs.push(self.run(statement).await?);
         }
         Ok(outputs)
+    }
+
+    /// Plans every query and INSERT of `script` that names no table an
+    /// earlier statement of the script creates, drops, alters or restores
+    /// (those can only be planned once the earlier statement ran), without
+    /// running anything: `INSERT …; SELECT nope FROM t` fails before the
+    /// INSERT commits. What this cannot promise — a later statement failing
+    /// while it runs — leaves the earlier statements committed, each its
+    /// own commit (docs/cli.md).
+    async fn check_script(&self, script: &Script) -> Result<()> {
+        use datafusion::sql::sqlparser::ast::visit_relations;
+        let mut changed: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for statement in &script.statements {
+            match statement {
+                Parsed::Sql(sql) => match sql.as_ref() {
+                    Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => {
+                        let mut independent = true;
+                        let _ = visit_relations(sql.as_ref(), |relation| {
+                            if table_name(relation).is_ok_and(|name| changed.contains(&name)) {
+                                independent = false;
+                                return std::ops::ControlFlow::Break(());
+                            }
+                            std::ops::ControlFlow::Continue(())
+                        });
+                        if independent {
+                            let schema = self.statement_schema();
+                            self.plan_logical(sql.as_ref().clone(), &schema, Vec::new(), Binding::Later)
+                                .await?;
+                        }
+                    }
+                    Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
+                    Statement::Drop { names, .. } => {
+                        changed.extend(names.iter().filter_map(|n| table_name(n).ok()));
+                    }
+                    _ => {}
+                },
+                Parsed::Alter(Alter::AddColumns { table, .. } | Alter::SetProperties { table, .. })
+                | Parsed::Maintenance(Maintenance::Restore { table, .. }) => {
+                    changed.insert(table.clone());
+                }
+                Parsed::Maintenance(_) | Parsed::DescribeHistory { .. } => {}
+            }
+        }
+        Ok(())
     }
 
     async fn run(&self, statement: Parsed) -> Result<StatementOutput> {
@@ -562,4 +613,30 @@ pub(crate) fn change_batch(table: &str, version: u64, counts: RowCounts) -> Resu
         Arc::new(Int64Array::from(vec![counts.deleted])),
     ];
     RecordBatch::try_new(schema, columns).map_err(|e| SqlError::Execution(e.to_string()))
+}
+
+impl Script {
+    /// The tables this script drops (`DROP TABLE`, `CREATE OR REPLACE
+    /// TABLE`), so a service that keeps state per table (the ingest
+    /// committers) can forget it once the script has run.
+    pub fn dropped_tables(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for statement in &self.statements {
+            let Parsed::Sql(statement) = statement else {
+                continue;
+            };
+            match statement.as_ref() {
+                Statement::Drop {
+                    object_type: ObjectType::Table,
+                    names: dropped,
+                    ..
+                } => names.extend(dropped.iter().filter_map(|n| table_name(n).ok())),
+                Statement::CreateTable(create) if create.or_replace => {
+                    names.extend(table_name(&create.name).ok());
+                }
+                _ => {}
+            }
+        }
+        names
+    }
 }

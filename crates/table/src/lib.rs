@@ -23,9 +23,11 @@
 //! # Ok(()) }
 //! ```
 
+mod cast;
 mod change;
 mod error;
 mod gate;
+mod identity;
 mod kind;
 mod log;
 mod name;
@@ -34,11 +36,13 @@ pub mod types;
 mod warehouse;
 mod writer_props;
 
+pub use cast::{CastError, cast_to_schema};
 pub use change::{
     Change, ChangeCounts, MergeClause, OptimizeMetrics, RestoreMetrics, VacuumSpec, commit_properties,
 };
 pub use error::{Result, TableError};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
+pub use identity::CommitStamp;
 pub use kind::ErrorKind;
 pub use log::CommitEntry;
 pub use name::{INTERNAL_TABLE_PREFIX, is_internal_table, validate_table_name};

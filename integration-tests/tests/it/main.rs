@@ -13,6 +13,7 @@ mod flight_sql;
 mod hardening_erasure;
 mod hardening_http;
 mod hardening_sql;
+mod ingest_contract;
 mod interop;
 mod object_store;
 mod readme;

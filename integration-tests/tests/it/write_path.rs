@@ -161,3 +161,38 @@ fn every_write_path_writes_bloom_filters_on_subject_columns() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_bloom_filters(&silt, "by_http_ingest", "POST rows and /v1/sql INSERT");
 }
+
+/// `silt sql "INSERT …; SELECT nope FROM t"` exited 4 with the INSERT
+/// committed; every query and INSERT of a command is now planned before any
+/// statement runs. Statements on a table the command itself creates still run.
+#[test]
+fn a_command_whose_later_statement_cannot_be_planned_commits_nothing() {
+    let silt = Silt::new();
+    create(&silt, "t");
+    let run = silt.run(&[
+        "sql",
+        "INSERT INTO t VALUES (1, 'a@example.com', 1); SELECT nope FROM t",
+    ]);
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
+    assert!(run.stderr.contains("nope"), "{}", run.stderr);
+    assert_eq!(
+        silt.count("t", None),
+        0,
+        "the INSERT before the bad statement was committed"
+    );
+    assert_eq!(silt.version("t"), 0);
+
+    let run = silt.run(&[
+        "sql",
+        "INSERT INTO t VALUES (1, 'a@example.com', 1); INSERT INTO missing VALUES (1)",
+    ]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert_eq!(silt.count("t", None), 0);
+
+    silt.ok(&[
+        "sql",
+        "CREATE TABLE u (id BIGINT); INSERT INTO u VALUES (1), (2); ALTER TABLE u ADD COLUMN c STRING; \
+         INSERT INTO u VALUES (3, 'x'); SELECT count(*) FROM u",
+    ]);
+    assert_eq!(silt.count("u", None), 3);
+}

@@ -64,9 +64,10 @@ const UNRESOLVED_LABEL: &str = "_unknown";
         ("Silt-Sequence" = Option<u64>, Header, description = "the producer's sequence, increasing: ASCII digits only (no sign or spaces), 0 to 2^63-1, sent once", minimum = 0, maximum = 9223372036854775807_u64),
     ),
     request_body(
-        description = "rows as NDJSON, CSV with header, Arrow IPC stream or Parquet",
+        description = "rows as NDJSON, a JSON array of objects (application/json), CSV with header, Arrow IPC stream or Parquet",
         content(
             (Vec<u8> = "application/x-ndjson"),
+            (Vec<u8> = "application/json"),
             (Vec<u8> = "text/csv"),
             (Vec<u8> = "application/vnd.apache.arrow.stream"),
             (Vec<u8> = "application/vnd.apache.parquet"),
@@ -226,17 +227,21 @@ pub(crate) fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
         .unwrap_or("");
     let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media.as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => {
-            Ok(Format::Ndjson)
-        }
+        // application/json: one JSON array of objects (or NDJSON); the
+        // NDJSON decoder reads both.
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/json" => Ok(Format::Ndjson),
         "text/csv" => Ok(Format::Csv),
         "application/vnd.apache.arrow.stream" => Ok(Format::ArrowIpc),
         "application/vnd.apache.parquet" | "application/x-parquet" => Ok(Format::Parquet),
         _ => Err(ApiError::new(
             ErrorKind::UnsupportedMediaType,
             format!(
-                "cannot ingest content type '{media}': use application/x-ndjson, text/csv, \
-                 application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
+                "cannot ingest content type '{media}': use application/x-ndjson, application/json \
+                 (an array of objects), text/csv, application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
             ),
         )),
     }
