@@ -337,6 +337,16 @@ fn a_statement_timeout_is_the_same_over_the_cli_and_http() {
         &server.http().post_json("/v1/sql", &json!({ "sql": sql })),
     );
     assert!(check.failures.is_empty(), "{}", check.failures.join("\n"));
+    // Flight SQL goes through the same service: stopped too (it once ran on
+    // past the limit). The query alone would run for minutes.
+    let started = std::time::Instant::now();
+    let codes = flight_codes(&server.flight_uri(), "any-token", &[sql]);
+    assert_eq!(codes, vec![Some(i64::from(kind.grpc_code()))], "Flight SQL");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "Flight SQL took {:?}",
+        started.elapsed()
+    );
 }
 
 /// After an erasure purge, every version below the first readable one gets
