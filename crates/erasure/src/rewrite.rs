@@ -290,7 +290,16 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<Recor
         .iter()
         .map(|field| match batch.column_by_name(field.name()) {
             Some(column) if column.data_type() == field.data_type() => Ok(column.clone()),
-            Some(column) => arrow::compute::cast(column, field.data_type()),
+            // Strict: a value that does not fit fails the rewrite (nothing
+            // is committed) instead of becoming NULL in the rewritten file.
+            Some(column) => arrow::compute::cast_with_options(
+                column,
+                field.data_type(),
+                &arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            ),
             None => Ok(new_null_array(field.data_type(), batch.num_rows())),
         })
         .collect::<std::result::Result<Vec<ArrayRef>, ArrowError>>()?;

@@ -159,7 +159,7 @@ pub async fn read_dead_letters(
     table: Option<&str>,
     limit: usize,
 ) -> Result<Vec<StoredDeadLetter>> {
-    use deltalake::datafusion::prelude::{SessionContext, ident, lit};
+    use silt_table::deltalake::datafusion::prelude::{SessionContext, ident, lit};
     let letters = match warehouse.table(DEAD_LETTER_TABLE).await {
         Ok(letters) => letters,
         Err(silt_table::TableError::NotFound { .. }) => return Ok(Vec::new()),

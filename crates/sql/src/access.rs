@@ -4,6 +4,7 @@
 use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::error::Result;
+use crate::maintenance::Maintenance;
 use crate::statement::{Parsed, parse};
 
 /// What a statement does to the warehouse, from least to most.
@@ -31,7 +32,8 @@ pub(crate) fn script_access(statements: &[Parsed]) -> Access {
     for statement in statements {
         let access = match statement {
             Parsed::DescribeHistory { .. } => Access::Read,
-            Parsed::Maintenance(command) => command.access(),
+            Parsed::Maintenance(Maintenance::DescribeDetail { .. }) => Access::Read,
+            Parsed::Maintenance(_) => Access::Admin,
             Parsed::Alter(_) => Access::Admin,
             Parsed::Sql(statement) => statement_access(statement),
         };

@@ -17,7 +17,10 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
 use silt_table::{Table, TableError, Warehouse};
 
-use crate::engine::{CATALOG, SCHEMA};
+/// The catalog and schema names silt's tables live under.
+pub const CATALOG: &str = "silt";
+/// See [`CATALOG`].
+pub const SCHEMA: &str = "public";
 
 /// Separator between a table name and its pinned version in rewritten SQL.
 /// `@` cannot occur in a table name (see `validate_table_name`).
@@ -121,7 +124,16 @@ impl SchemaProvider for StatementSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.resolve(name).await? else {
-            return Ok(None);
+            // DataFusion asks for a table before it tries a table function
+            // of that name (generate_series): those stay for it to find.
+            if self.session.table_functions().contains_key(name) {
+                return Ok(None);
+            }
+            // A typed error, not DataFusion's "not found" plan error, so
+            // the kind (404) does not hang on its message text.
+            let missing =
+                crate::error::SqlError::NotFound(format!("table '{CATALOG}.{SCHEMA}.{name}' not found"));
+            return Err(DataFusionError::External(Box::new(missing)));
         };
         // Scans read through the table's own object store (credentials,
         // prefix). Without a session deltalake forces Parquet row-filter

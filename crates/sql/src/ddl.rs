@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::dataframe::DataFrame;
 use datafusion::sql::sqlparser::ast::{
     ColumnDef, ColumnOption, CreateTable, CreateTableOptions, DataType as SqlType, ExactNumberInfo, Expr,
-    HiveDistributionStyle, ObjectName, SqlOption, Value,
+    HiveDistributionStyle, ObjectName, Query, SqlOption, Value,
 };
-use silt_table::{CommitOptions, TableError, TableSpec, WriteMode};
+use silt_table::{CommitOptions, TableError, TableSpec, Warehouse, WriteMode};
 
-use crate::engine::Engine;
 use crate::error::{Result, SqlError};
 
 /// The table name of a (possibly qualified) object name; qualifiers must be
@@ -137,7 +136,18 @@ const INVALID_COLUMN_CHARS: &[char] = &[' ', ',', ';', '{', '}', '(', ')', '\n',
 /// leave them empty) and the rows are written in the next commit. If that
 /// write fails the new table is dropped again. Returns the table, its
 /// version and the number of rows written.
-pub(crate) async fn create_table_as(engine: &Engine, mut create: CreateTable) -> Result<(String, u64, i64)> {
+///
+/// `plan` plans the query (the engine's planner, passed in so this module
+/// does not import the engine).
+pub(crate) async fn create_table_as<F, Fut>(
+    warehouse: &Warehouse,
+    mut create: CreateTable,
+    plan: F,
+) -> Result<(String, u64, i64)>
+where
+    F: FnOnce(Box<Query>) -> Fut,
+    Fut: std::future::Future<Output = Result<DataFrame>>,
+{
     let name = table_name(&create.name)?;
     let Some(query) = create.query.take() else {
         return Err(SqlError::Invalid(format!("CREATE TABLE {name} AS needs a query")));
@@ -164,7 +174,6 @@ pub(crate) async fn create_table_as(engine: &Engine, mut create: CreateTable) ->
         }
     }
     let properties = create_properties(&create)?;
-    let warehouse = engine.warehouse();
     if warehouse.exists(&name).await? {
         if create.if_not_exists {
             let version = warehouse.table(&name).await?.version();
@@ -173,14 +182,7 @@ pub(crate) async fn create_table_as(engine: &Engine, mut create: CreateTable) ->
         return Err(TableError::AlreadyExists(name).into());
     }
 
-    let frame = engine
-        .plan_frame(
-            Statement::Query(query),
-            &engine.statement_schema(),
-            Vec::new(),
-            crate::engine::Binding::Now,
-        )
-        .await?;
+    let frame = plan(query).await?;
     let query_schema = frame.schema().as_arrow().clone();
     let mut fields = Vec::with_capacity(query_schema.fields().len());
     for field in query_schema.fields() {

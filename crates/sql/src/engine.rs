@@ -32,10 +32,7 @@ use crate::merge;
 use crate::statement::{Parsed, parse};
 use crate::time_travel::pin_versions;
 
-/// The catalog and schema names silt's tables live under.
-pub const CATALOG: &str = "silt";
-/// See [`CATALOG`].
-pub const SCHEMA: &str = "public";
+pub use crate::catalog::{CATALOG, SCHEMA};
 
 /// The result of one statement.
 #[derive(Debug, Clone)]
@@ -280,7 +277,13 @@ impl Engine {
             )),
             Statement::CreateTable(create) => {
                 crate::ddl::refuse_ignored_clauses(&create)?;
-                let (name, version, inserted) = crate::ddl::create_table_as(self, create).await?;
+                let plan = |query| async move {
+                    let schema = self.statement_schema();
+                    self.plan_frame(Statement::Query(query), &schema, Vec::new(), Binding::Now)
+                        .await
+                };
+                let (name, version, inserted) =
+                    crate::ddl::create_table_as(&self.warehouse, create, plan).await?;
                 let counts = RowCounts {
                     inserted,
                     ..RowCounts::default()

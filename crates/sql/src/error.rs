@@ -75,9 +75,6 @@ impl From<DataFusionError> for SqlError {
                 },
             },
             DataFusionError::SQL(e, _) => SqlError::Syntax(e.to_string()),
-            DataFusionError::Plan(msg) if msg.starts_with("table") && msg.contains("not found") => {
-                SqlError::NotFound(msg)
-            }
             DataFusionError::Plan(msg) | DataFusionError::NotImplemented(msg) => SqlError::Invalid(msg),
             DataFusionError::SchemaError(e, _) => SqlError::Invalid(e.to_string()),
             DataFusionError::ArrowError(e, _) => SqlError::Invalid(e.to_string()),

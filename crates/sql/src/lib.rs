@@ -1,17 +1,27 @@
 //! silt-sql owns SQL over the warehouse: a DataFusion session whose catalog is
 //! the warehouse, Delta time travel (`VERSION AS OF`, `TIMESTAMP AS OF`), DDL
-//! and DML translated to silt-table / deltalake operations, `DESCRIBE
+//! and DML planned here and run as silt-table operations, `DESCRIBE
 //! HISTORY`, and the result encoders (table, CSV, JSON, NDJSON).
 //!
 //! ```text
-//!  SQL text ─statement::parse (Databricks dialect)─▶ statements
-//!    ├─ CREATE / DROP / DESCRIBE HISTORY ─▶ silt-table
+//!  SQL text ─Engine::parse (limits, Databricks dialect)─▶ Script (access it needs)
+//!    ├─ several statements: every query / INSERT planned before any runs
+//!    ├─ CREATE / DROP / DESCRIBE HISTORY ─▶ silt-table Warehouse
 //!    ├─ ALTER / DESCRIBE DETAIL / OPTIMIZE / VACUUM / RESTORE
-//!    │    ─▶ deltalake operations (alter.rs, maintenance.rs)
+//!    │    ─▶ Table::change() operations (alter.rs, maintenance.rs)
+//!    ├─ UPDATE / DELETE / MERGE: expressions planned and checked on empty
+//!    │    inputs (dml.rs, merge.rs) ─▶ Table::change()
 //!    └─ SELECT / INSERT / EXPLAIN / SHOW
 //!         ─time_travel::pin_versions─▶ `t@vN` names
-//!         ─DataFusion planner over catalog::StatementSchema─▶ plan ─▶ batches
+//!         ─DataFusion planner over catalog::StatementSchema─▶ plan
+//!         ─▶ batches (queries) / Table::change().insert (INSERT)
 //! ```
+//!
+//! Style: modules import downward only (`engine` at the top, `catalog`,
+//! `ddl` and `error` at the bottom; `farm-studio look crates/sql/src` shows no
+//! circle); this crate holds no `DeltaTable` — every change to a table is a
+//! silt-table operation, which applies the table's rules (docs/ARCHITECTURE.md,
+//! "Writes").
 //!
 //! Each statement pins one snapshot per table at its start, so a statement
 //! never sees a half-applied commit and readers never block writers.

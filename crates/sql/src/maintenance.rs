@@ -18,7 +18,6 @@ use deltalake::FilterValue;
 use deltalake::table::config::TablePropertiesExt as _;
 use silt_table::{Table, VacuumSpec, Warehouse};
 
-use crate::access::Access;
 use crate::error::{Result, SqlError};
 use crate::time_travel::parse_instant;
 
@@ -69,14 +68,6 @@ pub(crate) struct PartitionFilter {
 }
 
 impl Maintenance {
-    /// The role the statement needs.
-    pub(crate) fn access(&self) -> Access {
-        match self {
-            Maintenance::DescribeDetail { .. } => Access::Read,
-            _ => Access::Admin,
-        }
-    }
-
     /// Runs the statement; returns its one result batch.
     pub(crate) async fn run(self, warehouse: &Warehouse) -> Result<RecordBatch> {
         match self {

@@ -4,8 +4,13 @@
 //! It creates, lists, opens and drops tables; opens snapshots at the latest
 //! version, at version N, or at an instant resolved from the commit timestamps
 //! in the log; reads history; appends or overwrites Arrow record batches in one
-//! commit that can carry producer `txn` actions for exactly-once ingest; and
-//! gets and sets table properties.
+//! commit that can carry producer `txn` actions for exactly-once ingest; gets
+//! and sets table properties; and runs every other operation that changes a
+//! table (`Table::change()`: INSERT of a plan, UPDATE, DELETE, MERGE,
+//! OPTIMIZE, VACUUM, RESTORE, ADD COLUMNS, a rewrite's commit), each under
+//! the table's write gate, with its writer properties and errors classified
+//! by type. It is the only crate that holds a `DeltaTable`; rows reach a table
+//! through its one strict cast (`cast_to_schema`).
 //!
 //! ```text
 //!   Warehouse ──open(name)──▶ Table (one snapshot) ──write()──▶ new version

@@ -36,6 +36,10 @@ pub struct Warehouse {
     storage_options: HashMap<String, String>,
 }
 
+/// How often [`Warehouse::table`] reads a table's log again when it changed
+/// while being read.
+const OPEN_RETRIES: u32 = 3;
+
 impl Warehouse {
     /// Opens a warehouse at a local directory (created if missing) or an
     /// object-store URL such as `s3://bucket/prefix`.
@@ -154,18 +158,35 @@ impl Warehouse {
         if self.missing_locally(name) {
             return Err(self.not_found(name));
         }
-        let mut delta = self
-            .builder(name)?
-            .build()
-            .map_err(|source| TableError::delta(name, source))?;
-        match delta.load().await {
-            Ok(()) => Ok(Table::new(name, delta)),
-            Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
-                Err(self.not_found(name))
+        let mut attempt = 0;
+        loop {
+            let mut delta = self
+                .builder(name)?
+                .build()
+                .map_err(|source| TableError::delta(name, source))?;
+            match delta.load().await {
+                Ok(()) => return Ok(Table::new(name, delta)),
+                Err(DeltaTableError::NotATable(_)) | Err(DeltaTableError::InvalidTableLocation(_)) => {
+                    return Err(self.not_found(name));
+                }
+                // The kernel reports a missing location as a generic error.
+                Err(_) if !self.exists(name).await.unwrap_or(true) => return Err(self.not_found(name)),
+                // The log moved while it was read: an erasure purge wrote a
+                // new checkpoint and deleted the one `_last_checkpoint`
+                // named a moment ago (the API fuzz pass found this as a 500).
+                // Loading is read-only, so read the log again.
+                Err(_) if attempt < OPEN_RETRIES => {
+                    attempt += 1;
+                    // No error text: a data file's path can hold a partition value.
+                    tracing::debug!(
+                        table = name,
+                        attempt,
+                        "table log moved while opening; reading it again"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(attempt))).await;
+                }
+                Err(source) => return Err(TableError::delta(name, source)),
             }
-            // The kernel reports a missing location as a generic error.
-            Err(_) if !self.exists(name).await.unwrap_or(true) => Err(self.not_found(name)),
-            Err(source) => Err(TableError::delta(name, source)),
         }
     }
 
