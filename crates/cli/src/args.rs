@@ -45,6 +45,42 @@ pub struct RemoteArgs {
     pub token: Option<String>,
 }
 
+/// How `silt ingest` changes the table: append, or apply keyed changes.
+#[derive(Debug, Args, Clone)]
+pub struct UpsertArgs {
+    /// `append` (the default) or `upsert`: apply the rows as changes keyed
+    /// by --key (CDC apply, SCD type 1: each key ends up as its newest row).
+    #[arg(long, env = "SILT_INGEST_MODE")]
+    pub mode: Option<String>,
+    /// Key column for --mode upsert (repeat, or separate with commas).
+    #[arg(long = "key", value_delimiter = ',')]
+    pub keys: Vec<String>,
+    /// Column ordering a key's changes (--mode upsert): a change applies
+    /// only above the row's sequence. Without it the last row of a key wins.
+    #[arg(long)]
+    pub sequence: Option<String>,
+    /// Column whose value --delete-value marks a delete (--mode upsert).
+    #[arg(long)]
+    pub delete_column: Option<String>,
+    /// Text in --delete-column that marks a delete (default `d`).
+    #[arg(long)]
+    pub delete_value: Option<String>,
+}
+
+impl UpsertArgs {
+    /// The ingest mode these flags ask for.
+    pub fn mode(&self) -> silt_ingest::Result<silt_ingest::IngestMode> {
+        let keys = self.keys.join(",");
+        silt_ingest::IngestMode::from_params(
+            self.mode.as_deref(),
+            (!self.keys.is_empty()).then_some(keys.as_str()),
+            self.sequence.as_deref(),
+            self.delete_column.as_deref(),
+            self.delete_value.as_deref(),
+        )
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -77,6 +113,8 @@ pub enum Command {
         /// Add the files' new columns to the table (nullable).
         #[arg(long)]
         evolve: bool,
+        #[command(flatten)]
+        upsert: UpsertArgs,
         #[command(flatten)]
         remote: RemoteArgs,
         /// Producer id for exactly-once (with --server); by default derived

@@ -709,6 +709,7 @@ impl Erasure {
                         &exclusive,
                     )
                     .await?;
+                self.erase_tombstones(&record, name, &subjects).await?;
                 step.deleted = true;
                 progress.tables.insert(name.clone(), step.clone());
                 record.results = serde_json::to_value(&progress).ok();
@@ -862,6 +863,50 @@ impl Erasure {
             }
         }
         Ok(out)
+    }
+
+    /// A table's CDC tombstones (`silt_table::Table::tombstones`) hold the
+    /// keys of deleted rows; where a key is a subject column, the subjects'
+    /// tombstones are deleted too, and with a purge their history goes (the
+    /// byte-level verification reads them as part of the table).
+    async fn erase_tombstones(
+        &self,
+        record: &ErasureRecord,
+        name: &str,
+        subjects: &Arc<Subjects>,
+    ) -> Result<()> {
+        let table = self.warehouse.table(name).await?;
+        let Some(tombstones) = table.tombstones().await? else {
+            return Ok(());
+        };
+        let columns = subject_columns(&tombstones);
+        if columns.is_empty() {
+            return Ok(());
+        }
+        let gate = tombstones.exclusive_write_gate().await;
+        let metadata = vec![("silt.erasure.id".to_string(), serde_json::json!(record.id))];
+        if let Err(Unsupported(reason)) = erase_rows(
+            &tombstones,
+            &columns,
+            MatchMode::Equals,
+            subjects,
+            metadata,
+            &gate,
+        )
+        .await?
+        {
+            return Err(ErasureError::Step {
+                table: name.to_string(),
+                step: "delete tombstones",
+                reason,
+            });
+        }
+        if record.purge
+            && let Some(tombstones) = table.tombstones().await?
+        {
+            purge(&tombstones, &record.id, &gate).await?;
+        }
+        Ok(())
     }
 
     /// The batched delete on one table: one rewrite for all subjects.

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dead_letter::{DeadLetter, Origin, dead_letter_batch, dead_letter_schema};
 use crate::error::{IngestError, Result};
+use crate::mode::{IngestMode, Upsert};
 use crate::policy::{DEAD_LETTER_TABLE, Policy};
 use crate::service::{IngestObserver, Shared};
 
@@ -57,6 +58,8 @@ pub(crate) struct Submission {
     pub batches: Vec<RecordBatch>,
     pub dead_letters: Vec<DeadLetter>,
     pub evolve: bool,
+    /// Appended, or applied as keyed changes; a group holds one mode.
+    pub mode: IngestMode,
     pub received_at: DateTime<Utc>,
     /// Bytes charged to the table's queue.
     pub bytes: u64,
@@ -125,29 +128,41 @@ impl Committer {
 
     /// Runs until every sender is gone and the queue is drained.
     pub(crate) async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Submission>) {
-        while let Some(first) = queue.recv().await {
+        // A request of another mode than the group's waits for the next group
+        // (appends and upserts of one table stay in arrival order).
+        let mut held: Option<Submission> = None;
+        loop {
+            let first = match held.take() {
+                Some(first) => first,
+                None => match queue.recv().await {
+                    Some(first) => first,
+                    None => break,
+                },
+            };
             let policy = self.shared.policy();
             let mut bytes = first.bytes;
             let mut group = vec![first];
             if self.settings.group_commit {
                 if !policy.linger.is_zero() {
                     let deadline = tokio::time::Instant::now() + policy.linger;
-                    while bytes < policy.max_commit_bytes {
+                    while bytes < policy.max_commit_bytes && held.is_none() {
                         match tokio::time::timeout_at(deadline, queue.recv()).await {
-                            Ok(Some(next)) => {
+                            Ok(Some(next)) if next.mode == group[0].mode => {
                                 bytes += next.bytes;
                                 group.push(next);
                             }
+                            Ok(Some(next)) => held = Some(next),
                             _ => break,
                         }
                     }
                 }
-                while bytes < policy.max_commit_bytes {
+                while bytes < policy.max_commit_bytes && held.is_none() {
                     match queue.try_recv() {
-                        Ok(next) => {
+                        Ok(next) if next.mode == group[0].mode => {
                             bytes += next.bytes;
                             group.push(next);
                         }
+                        Ok(next) => held = Some(next),
                         Err(_) => break,
                     }
                 }
@@ -217,7 +232,14 @@ impl Committer {
                 })
                 .collect();
             let before = self.table.version();
-            let result = if rows > 0 {
+            let upsert = match group.first().map(|s| &s.mode) {
+                Some(IngestMode::Upsert(upsert)) => Some(upsert.clone()),
+                _ => None,
+            };
+            let result = if let (Some(upsert), true) = (&upsert, rows > 0) {
+                self.apply_changes(upsert, batches, transactions.clone(), decision.writes.len())
+                    .await
+            } else if rows > 0 {
                 let options = CommitOptions {
                     transactions: transactions.clone(),
                     metadata: HashMap::from([(
@@ -371,7 +393,10 @@ impl Committer {
                 return None;
             }
         };
-        let (target, evolve) = group_schema(&schema, &group);
+        let (target, evolve) = match group.first().map(|s| &s.mode) {
+            Some(IngestMode::Upsert(upsert)) => (Arc::new(upsert.input_schema(&schema)), false),
+            _ => group_schema(&schema, &group),
+        };
         let mut aligned = Vec::with_capacity(group.len());
         for mut submission in group.drain(..) {
             match align_all(&submission.batches, &target) {
@@ -388,6 +413,41 @@ impl Committer {
             }
         }
         Some((aligned, evolve))
+    }
+
+    /// Applies a group of upserts in one MERGE carrying the producers' `txn`
+    /// actions; moves the handle to the new version.
+    async fn apply_changes(
+        &mut self,
+        upsert: &Upsert,
+        batches: Vec<RecordBatch>,
+        transactions: Vec<ProducerTxn>,
+        requests: usize,
+    ) -> silt_table::Result<u64> {
+        use silt_table::deltalake::datafusion::datasource::MemTable;
+        use silt_table::deltalake::datafusion::prelude::SessionContext;
+        let table_schema = self.table.schema()?;
+        let Some(schema) = batches.first().map(|b| b.schema()) else {
+            return Ok(self.table.version());
+        };
+        let invalid = |e: silt_table::deltalake::datafusion::error::DataFusionError| TableError::Rejected {
+            op: "APPLY CHANGES",
+            table: self.table.name().to_string(),
+            reason: e.to_string(),
+        };
+        let ctx = SessionContext::new();
+        let events = MemTable::try_new(schema, vec![batches]).map_err(invalid)?;
+        let events = ctx.read_table(Arc::new(events)).map_err(invalid)?;
+        let spec = upsert.spec(&table_schema, transactions);
+        let (after, counts) = self
+            .table
+            .change()
+            .with_metadata([("silt.ingest.requests".to_string(), serde_json::json!(requests))])
+            .apply_changes(events, &spec)
+            .await?;
+        tracing::debug!(table = self.table.name(), ?counts, "applied changes");
+        self.table = after;
+        Ok(self.table.version())
     }
 
     /// Which requests write and which are duplicates, and each producer's

@@ -151,6 +151,10 @@ pub enum IngestError {
         /// What failed.
         reason: String,
     },
+    /// Request parameters that do not fit together or the table
+    /// (`mode=upsert` without keys, a key that is not a column).
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The table layer refused.
     #[error(transparent)]
     Table(#[from] TableError),
@@ -184,9 +188,10 @@ impl IngestError {
             IngestError::Overloaded { .. } => ErrorKind::Overloaded,
             IngestError::ShuttingDown(_) => ErrorKind::Overloaded,
             IngestError::CommitFailed { kind, .. } => *kind,
-            IngestError::Malformed { .. } | IngestError::UnknownFormat(_) | IngestError::Io { .. } => {
-                ErrorKind::InvalidInput
-            }
+            IngestError::Malformed { .. }
+            | IngestError::UnknownFormat(_)
+            | IngestError::InvalidRequest(_)
+            | IngestError::Io { .. } => ErrorKind::InvalidInput,
         }
     }
 }

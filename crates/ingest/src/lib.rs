@@ -29,6 +29,7 @@ pub mod decode;
 mod error;
 pub mod evolve;
 mod format;
+mod mode;
 pub mod policy;
 mod service;
 
@@ -37,5 +38,6 @@ pub use conform::{conform_batches, infer_table_schema};
 pub use decode::{Decoded, decode_bytes, decode_reader};
 pub use error::{IngestError, Result};
 pub use format::Format;
+pub use mode::{DeleteMarker, IngestMode, Upsert};
 pub use policy::Policy;
 pub use service::{IngestConfig, IngestObserver, IngestRequest, Ingestor, NoObserver};

@@ -17,6 +17,7 @@ use crate::dead_letter::split_rows;
 use crate::decode::Decoded;
 use crate::error::{IngestError, Result};
 use crate::evolve::target_schema;
+use crate::mode::IngestMode;
 use crate::policy::Policy;
 use crate::{Format, conform_batches, decode_bytes, infer_table_schema};
 
@@ -72,6 +73,8 @@ pub struct IngestRequest {
     /// allowed only when the table's policy grants it
     /// ([`crate::policy::EVOLVE`], set by an operator).
     pub may_alter: bool,
+    /// Append the rows, or apply them as keyed changes.
+    pub mode: IngestMode,
 }
 
 /// State a table's request handlers share with its committer.
@@ -139,6 +142,7 @@ impl Shared {
 ///         create: true,
 ///         evolve: false,
 ///         may_alter: true,
+///         mode: silt_ingest::IngestMode::Append,
 ///     })
 ///     .await?;
 /// println!("durable at version {}", ack.version);
@@ -231,8 +235,15 @@ impl Ingestor {
             create,
             evolve,
             may_alter,
+            mode,
         } = request;
         self.check_allowed(&table, create, evolve, may_alter).await?;
+        if evolve && mode != IngestMode::Append {
+            return Err(IngestError::InvalidRequest(
+                "evolve works with mode=append only; add the columns first (ALTER TABLE … ADD COLUMNS)"
+                    .to_string(),
+            ));
+        }
         let received_at = Utc::now();
         let bytes = body.len() as u64;
         let decoded = run_blocking(move || decode_bytes(format, body, "request")).await?;
@@ -241,7 +252,7 @@ impl Ingestor {
             create: create && may_alter,
             evolve,
         };
-        self.ingest_decoded(&table, decoded, producer, change, bytes, received_at)
+        self.ingest_decoded(&table, decoded, producer, change, mode, bytes, received_at)
             .await
     }
 
@@ -269,25 +280,40 @@ impl Ingestor {
             create: false,
             evolve: false,
         };
-        self.ingest_decoded(table, decoded, producer, change, bytes, Utc::now())
-            .await
+        self.ingest_decoded(
+            table,
+            decoded,
+            producer,
+            change,
+            IngestMode::Append,
+            bytes,
+            Utc::now(),
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn ingest_decoded(
         &self,
         table: &str,
         decoded: Decoded,
         producer: Option<(String, u64)>,
         change: Change,
+        mode: IngestMode,
         bytes: u64,
         received_at: DateTime<Utc>,
     ) -> Result<Ack> {
         let shared = self.table(table, change.create.then_some(&decoded)).await?;
         let policy = shared.policy();
-        let evolve = change.evolve || policy.evolve;
-        let table_schema = shared
+        let mut table_schema = shared
             .schema()
             .ok_or_else(|| IngestError::ShuttingDown(table.to_string()))?;
+        // Upserts never evolve the table (a policy grant applies to appends).
+        let evolve = (change.evolve || policy.evolve) && mode == IngestMode::Append;
+        if let IngestMode::Upsert(upsert) = &mode {
+            upsert.check(table, &table_schema)?;
+            table_schema = Arc::new(upsert.input_schema(&table_schema));
+        }
         let name = table.to_string();
         let (schema, batches, dead_letters) = run_blocking(move || {
             let target = target_schema(&table_schema, &decoded, evolve, &name)?;
@@ -318,6 +344,7 @@ impl Ingestor {
             batches,
             dead_letters,
             evolve,
+            mode,
             received_at,
             bytes,
             reply,
@@ -465,6 +492,7 @@ mod tests {
             create,
             evolve,
             may_alter,
+            mode: IngestMode::Append,
         }
     }
 

@@ -35,6 +35,7 @@ pub(crate) fn script_access(statements: &[Parsed]) -> Access {
             Parsed::Maintenance(Maintenance::DescribeDetail { .. }) => Access::Read,
             Parsed::Maintenance(_) => Access::Admin,
             Parsed::Alter(_) => Access::Admin,
+            Parsed::Apply(_) => Access::Write,
             Parsed::Sql(statement) => statement_access(statement),
         };
         needed = needed.max(access);

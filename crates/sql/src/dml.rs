@@ -354,9 +354,19 @@ fn is_constant(e: &Expr) -> bool {
             .unwrap_or(true)
 }
 
+/// Whether Arrow refused to convert a value (by type: the error Arrow's
+/// cast and parse kernels raise, wherever DataFusion wrapped it).
 fn is_cast_error(error: &DataFusionError) -> bool {
-    let text = error.to_string();
-    text.contains("Cast error") || text.contains("cannot be cast") || text.contains("Cannot cast")
+    use arrow::error::ArrowError;
+    match error.find_root() {
+        DataFusionError::ArrowError(arrow, _) => {
+            matches!(
+                arrow.as_ref(),
+                ArrowError::CastError(_) | ArrowError::ParseError(_)
+            )
+        }
+        _ => false,
+    }
 }
 
 /// The qualifier an UPDATE/DELETE target's columns are resolved under.
@@ -366,12 +376,21 @@ fn qualified(table: &Table, qualifier: &str) -> Result<(SchemaRef, DFSchema)> {
     Ok((arrow, df))
 }
 
-/// `UPDATE t [AS a] SET c = e, … [WHERE p]`.
-pub(crate) async fn update(
+/// An UPDATE planned and type-checked against its target: nothing written yet.
+pub(crate) struct PlannedUpdate {
+    name: String,
+    table: Table,
+    state: SessionState,
+    predicate: Option<Expr>,
+    sets: Vec<(String, Expr)>,
+}
+
+/// Plans `UPDATE t [AS a] SET c = e, … [WHERE p]` (see [`PlannedUpdate::run`]).
+pub(crate) async fn plan_update(
     base: &SessionState,
     schema: &Arc<StatementSchema>,
     update: Update,
-) -> Result<Change> {
+) -> Result<PlannedUpdate> {
     if update.from.is_some() {
         return Err(SqlError::Unsupported(
             "UPDATE … FROM; use MERGE INTO … USING".to_string(),
@@ -433,34 +452,57 @@ pub(crate) async fn update(
     validate(&state, &[(qualifier, arrow)], &checks).await?;
 
     // deltalake resolves against the unqualified table schema.
-    let sets = checks
+    let sets: Vec<(String, Expr)> = checks
         .into_iter()
         .filter_map(|check| match check.role {
             Role::Assign { column, .. } => Some((column, unnormalize_col(check.expr))),
             Role::Condition => None,
         })
         .collect();
-    let (updated, counts) = table
-        .change()
-        .with_session(Arc::new(state))
-        .update(predicate.map(unnormalize_col), sets)
-        .await?;
-    Ok(Change {
-        version: updated.version(),
-        table: name,
-        counts: RowCounts {
-            updated: counts.updated as i64,
-            ..RowCounts::default()
-        },
+    Ok(PlannedUpdate {
+        name,
+        table,
+        state,
+        predicate: predicate.map(unnormalize_col),
+        sets,
     })
 }
 
-/// `DELETE FROM t [AS a] [WHERE p]`.
-pub(crate) async fn delete(
+impl PlannedUpdate {
+    /// Rewrites the files with matching rows and commits.
+    pub(crate) async fn run(self) -> Result<Change> {
+        let (updated, counts) = self
+            .table
+            .change()
+            .with_session(Arc::new(self.state))
+            .update(self.predicate, self.sets)
+            .await?;
+        Ok(Change {
+            version: updated.version(),
+            table: self.name,
+            counts: RowCounts {
+                updated: counts.updated as i64,
+                ..RowCounts::default()
+            },
+        })
+    }
+}
+
+/// A DELETE planned and type-checked against its target: nothing written yet.
+pub(crate) struct PlannedDelete {
+    name: String,
+    table: Table,
+    state: SessionState,
+    schema: Arc<StatementSchema>,
+    predicate: Option<Expr>,
+}
+
+/// Plans `DELETE FROM t [AS a] [WHERE p]` (see [`PlannedDelete::run`]).
+pub(crate) async fn plan_delete(
     base: &SessionState,
     schema: &Arc<StatementSchema>,
     delete: Delete,
-) -> Result<Change> {
+) -> Result<PlannedDelete> {
     if !delete.tables.is_empty() || delete.using.is_some() {
         return Err(SqlError::Unsupported(
             "multi-table DELETE or DELETE … USING; use MERGE … WHEN MATCHED THEN DELETE".to_string(),
@@ -505,35 +547,55 @@ pub(crate) async fn delete(
         None => None,
     };
 
-    let (deleted, counts) = table
-        .change()
-        .with_session(Arc::new(state.clone()))
-        .delete(predicate.map(unnormalize_col))
-        .await?;
-    let version = deleted.version();
-    let rows = match counts.deleted {
-        Some(rows) => rows as i64,
-        // Whole files dropped without row counts in their stats: count.
-        None => {
-            let before = row_count(&state, &table).await?;
-            let now = match schema
-                .resolve(&crate::catalog::versioned_name(&name, version))
-                .await?
-            {
-                Some(t) => row_count(&state, &t).await?,
-                None => before,
-            };
-            before - now
-        }
-    };
-    Ok(Change {
-        table: name,
-        version,
-        counts: RowCounts {
-            deleted: rows,
-            ..RowCounts::default()
-        },
+    Ok(PlannedDelete {
+        name,
+        table,
+        state,
+        schema: schema.clone(),
+        predicate: predicate.map(unnormalize_col),
     })
+}
+
+impl PlannedDelete {
+    /// Rewrites (or drops) the files with matching rows and commits.
+    pub(crate) async fn run(self) -> Result<Change> {
+        let Self {
+            name,
+            table,
+            state,
+            schema,
+            predicate,
+        } = self;
+        let (deleted, counts) = table
+            .change()
+            .with_session(Arc::new(state.clone()))
+            .delete(predicate)
+            .await?;
+        let version = deleted.version();
+        let rows = match counts.deleted {
+            Some(rows) => rows as i64,
+            // Whole files dropped without row counts in their stats: count.
+            None => {
+                let before = row_count(&state, &table).await?;
+                let now = match schema
+                    .resolve(&crate::catalog::versioned_name(&name, version))
+                    .await?
+                {
+                    Some(t) => row_count(&state, &t).await?,
+                    None => before,
+                };
+                before - now
+            }
+        };
+        Ok(Change {
+            table: name,
+            version,
+            counts: RowCounts {
+                deleted: rows,
+                ..RowCounts::default()
+            },
+        })
+    }
 }
 
 async fn row_count(state: &SessionState, table: &Table) -> Result<i64> {

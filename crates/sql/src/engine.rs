@@ -195,7 +195,7 @@ impl Engine {
         Ok(outputs)
     }
 
-    /// Plans every query and INSERT of `script` that names no table an
+    /// Plans every query, INSERT, UPDATE, DELETE and MERGE of `script` that names no table an
     /// earlier statement of the script creates, drops, alters or restores
     /// (those can only be planned once the earlier statement ran), without
     /// running anything: `INSERT …; SELECT nope FROM t` fails before the
@@ -203,24 +203,32 @@ impl Engine {
     /// while it runs — leaves the earlier statements committed, each its
     /// own commit (docs/cli.md).
     async fn check_script(&self, script: &Script) -> Result<()> {
-        use datafusion::sql::sqlparser::ast::visit_relations;
         let mut changed: std::collections::HashSet<String> = std::collections::HashSet::new();
         for statement in &script.statements {
             match statement {
                 Parsed::Sql(sql) => match sql.as_ref() {
-                    Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => {
-                        let mut independent = true;
-                        let _ = visit_relations(sql.as_ref(), |relation| {
-                            if table_name(relation).is_ok_and(|name| changed.contains(&name)) {
-                                independent = false;
-                                return std::ops::ControlFlow::Break(());
+                    Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
+                        if !names_any(sql.as_ref(), &changed) =>
+                    {
+                        let schema = self.statement_schema();
+                        self.plan_logical(sql.as_ref().clone(), &schema, Vec::new(), Binding::Later)
+                            .await?;
+                    }
+                    Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_)
+                        if !names_any(sql.as_ref(), &changed) =>
+                    {
+                        let schema = self.statement_schema();
+                        match sql.as_ref().clone() {
+                            Statement::Update(update) => {
+                                drop(dml::plan_update(&self.base, &schema, update).await?)
                             }
-                            std::ops::ControlFlow::Continue(())
-                        });
-                        if independent {
-                            let schema = self.statement_schema();
-                            self.plan_logical(sql.as_ref().clone(), &schema, Vec::new(), Binding::Later)
-                                .await?;
+                            Statement::Delete(delete) => {
+                                drop(dml::plan_delete(&self.base, &schema, delete).await?)
+                            }
+                            Statement::Merge(merge) => {
+                                drop(merge::plan_merge(&self.base, &schema, merge).await?)
+                            }
+                            _ => {}
                         }
                     }
                     Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
@@ -233,7 +241,11 @@ impl Engine {
                 | Parsed::Maintenance(Maintenance::Restore { table, .. }) => {
                     changed.insert(table.clone());
                 }
-                Parsed::Maintenance(_) | Parsed::DescribeHistory { .. } => {}
+                Parsed::Apply(apply) if !changed.contains(&apply.target) => {
+                    let schema = self.statement_schema();
+                    drop(crate::apply::plan_apply(&self.base, &schema, apply.as_ref().clone()).await?);
+                }
+                Parsed::Maintenance(_) | Parsed::DescribeHistory { .. } | Parsed::Apply(_) => {}
             }
         }
         Ok(())
@@ -253,6 +265,17 @@ impl Engine {
                     &name,
                     version,
                     RowCounts::default(),
+                )?))
+            }
+            Parsed::Apply(apply) => {
+                let change = crate::apply::plan_apply(&self.base, &self.statement_schema(), *apply)
+                    .await?
+                    .run()
+                    .await?;
+                Ok(StatementOutput::single(change_batch(
+                    &change.table,
+                    change.version,
+                    change.counts,
                 )?))
             }
             Parsed::Sql(statement) => self.run_sql(*statement).await,
@@ -363,7 +386,10 @@ impl Engine {
                 )?))
             }
             Statement::Update(update) => {
-                let change = dml::update(&self.base, &self.statement_schema(), update).await?;
+                let change = dml::plan_update(&self.base, &self.statement_schema(), update)
+                    .await?
+                    .run()
+                    .await?;
                 Ok(StatementOutput::single(change_batch(
                     &change.table,
                     change.version,
@@ -371,7 +397,10 @@ impl Engine {
                 )?))
             }
             Statement::Delete(delete) => {
-                let change = dml::delete(&self.base, &self.statement_schema(), delete).await?;
+                let change = dml::plan_delete(&self.base, &self.statement_schema(), delete)
+                    .await?
+                    .run()
+                    .await?;
                 Ok(StatementOutput::single(change_batch(
                     &change.table,
                     change.version,
@@ -379,7 +408,10 @@ impl Engine {
                 )?))
             }
             Statement::Merge(merge) => {
-                let change = merge::merge(&self.base, &self.statement_schema(), merge).await?;
+                let change = merge::plan_merge(&self.base, &self.statement_schema(), merge)
+                    .await?
+                    .run()
+                    .await?;
                 Ok(StatementOutput::single(change_batch(
                     &change.table,
                     change.version,
@@ -642,4 +674,16 @@ impl Script {
         }
         names
     }
+}
+
+/// Whether `statement` reads or writes any table in `names`.
+fn names_any(statement: &Statement, names: &std::collections::HashSet<String>) -> bool {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    let found = visit_relations(statement, |relation| {
+        if table_name(relation).is_ok_and(|name| names.contains(&name)) {
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found.is_break()
 }

@@ -40,6 +40,7 @@
 
 mod access;
 mod alter;
+mod apply;
 mod catalog;
 mod cooperative;
 mod ddl;

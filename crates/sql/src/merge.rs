@@ -15,7 +15,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::{Column, DFSchema, TableReference};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     self as ast, Assignment, AssignmentTarget, Ident, Merge, MergeAction, MergeClause, MergeClauseKind,
@@ -27,6 +27,8 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::catalog::StatementSchema;
 use crate::ddl::table_name;
+use silt_table::Table;
+
 use crate::dml::{
     Change, Check, Role, RowCounts, assignment_column, column_type, dml_session, plan_expr, target_factor,
     target_table, validate,
@@ -322,7 +324,7 @@ fn normalized(ident: &Ident) -> String {
 }
 
 /// The source as a query and the name its columns are qualified with.
-fn source_query(source: &TableFactor) -> Result<(Statement, String)> {
+pub(crate) fn source_query(source: &TableFactor) -> Result<(Statement, String)> {
     let (alias, default) = match source {
         TableFactor::Table { name, alias, .. } => (alias, table_name(name)?),
         TableFactor::Derived {
@@ -375,12 +377,25 @@ fn source_query(source: &TableFactor) -> Result<(Statement, String)> {
     Ok((statement, name))
 }
 
-/// `MERGE INTO t [AS a] USING s [AS b] ON … WHEN …`.
-pub(crate) async fn merge(
+/// A MERGE planned and type-checked against its target and source:
+/// nothing read or written yet.
+pub(crate) struct PlannedMerge {
+    name: String,
+    table: Table,
+    state: SessionState,
+    source: DataFrame,
+    on: Expr,
+    source_alias: String,
+    target_alias: String,
+    clauses: Vec<Clause>,
+}
+
+/// Plans `MERGE INTO t [AS a] USING s [AS b] ON … WHEN …` (see [`PlannedMerge::run`]).
+pub(crate) async fn plan_merge(
     base: &SessionState,
     schema: &Arc<StatementSchema>,
     merge: Merge,
-) -> Result<Change> {
+) -> Result<PlannedMerge> {
     if merge.output.is_some() {
         return Err(SqlError::Unsupported("MERGE … OUTPUT".to_string()));
     }
@@ -449,20 +464,44 @@ pub(crate) async fn merge(
     )
     .await?;
 
-    let (merged, counts) = table
-        .change()
-        .with_session(Arc::new(state.clone()))
-        .merge(source, on, &source_alias, &target_alias, clauses)
-        .await?;
-    Ok(Change {
-        version: merged.version(),
-        table: name,
-        counts: RowCounts {
-            inserted: counts.inserted as i64,
-            updated: counts.updated as i64,
-            deleted: counts.deleted.unwrap_or(0) as i64,
-        },
+    Ok(PlannedMerge {
+        name,
+        table,
+        state,
+        source,
+        on,
+        source_alias,
+        target_alias,
+        clauses,
     })
+}
+
+impl PlannedMerge {
+    /// Joins the source with the target, rewrites the files with matched
+    /// rows, and commits.
+    pub(crate) async fn run(self) -> Result<Change> {
+        let (merged, counts) = self
+            .table
+            .change()
+            .with_session(Arc::new(self.state))
+            .merge(
+                self.source,
+                self.on,
+                &self.source_alias,
+                &self.target_alias,
+                self.clauses,
+            )
+            .await?;
+        Ok(Change {
+            version: merged.version(),
+            table: self.name,
+            counts: RowCounts {
+                inserted: counts.inserted as i64,
+                updated: counts.updated as i64,
+                deleted: counts.deleted.unwrap_or(0) as i64,
+            },
+        })
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub(crate) enum Parsed {
     Maintenance(Maintenance),
     /// `ALTER TABLE … ADD COLUMN[S]` / `SET TBLPROPERTIES`.
     Alter(Alter),
+    /// `APPLY CHANGES INTO …` (CDC apply).
+    Apply(Box<crate::apply::ApplyStatement>),
 }
 
 /// Splits `sql` on top-level `;` and parses each statement.
@@ -159,7 +161,7 @@ fn is_word(token: &Token, word: &str) -> bool {
 }
 
 /// Consumes the next token if it is the word `word`.
-fn eat(parser: &mut Parser, word: &str) -> bool {
+pub(crate) fn eat(parser: &mut Parser, word: &str) -> bool {
     if is_word(&parser.peek_token().token, word) {
         parser.next_token();
         true
@@ -172,7 +174,7 @@ fn syntax(usage: &str) -> impl Fn(datafusion::sql::sqlparser::parser::ParserErro
     move |e| SqlError::Syntax(format!("{usage}: {e}"))
 }
 
-fn expect_word(parser: &mut Parser, word: &str, usage: &str) -> Result<()> {
+pub(crate) fn expect_word(parser: &mut Parser, word: &str, usage: &str) -> Result<()> {
     if eat(parser, word) {
         return Ok(());
     }
@@ -213,7 +215,8 @@ fn own_statement(
     // `DESCRIBE detail` alone describes a table named detail.
     let detail = (word(0, "describe") || word(0, "desc")) && word(1, "detail") && tokens.len() > 2;
     let alter = word(0, "alter") && word(1, "table");
-    if !(detail || alter || word(0, "optimize") || word(0, "vacuum") || word(0, "restore")) {
+    let apply = word(0, "apply") && word(1, "changes");
+    if !(detail || alter || apply || word(0, "optimize") || word(0, "vacuum") || word(0, "restore")) {
         return Ok(None);
     }
     let mut parser = Parser::new(dialect).with_tokens_with_locations(chunk.to_vec());
@@ -229,6 +232,9 @@ fn own_statement(
         (parse_vacuum(&mut parser)?, VACUUM_USAGE)
     } else if word(0, "restore") {
         (parse_restore(&mut parser)?, RESTORE_USAGE)
+    } else if apply {
+        let statement = crate::apply::parse_apply(&mut parser)?;
+        (Parsed::Apply(Box::new(statement)), crate::apply::APPLY_USAGE)
     } else {
         match parse_add_columns(&mut parser)? {
             Some(parsed) => (parsed, ADD_COLUMNS_USAGE),

@@ -55,6 +55,14 @@ pub fn commit_properties(metadata: HashMap<String, serde_json::Value>) -> Commit
         .with_cleanup_expired_logs(Some(false))
 }
 
+/// How often an operation's commit is retried at the next version after
+/// losing the race for one (deltalake's default is 15). Each retry first
+/// checks the winning commits for a real conflict; blind appends are none, so
+/// under streaming ingest (tens of commits a second) an UPDATE that took a
+/// few seconds needs more than 15 attempts to land (seen: "Failed to commit
+/// transaction: 15" as a 409 with no conflict at all).
+const OPERATION_COMMIT_RETRIES: usize = 200;
+
 /// Rows and files one operation touched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChangeCounts {
@@ -106,6 +114,7 @@ pub struct Change<'a> {
     table: &'a Table,
     session: Option<Arc<SessionState>>,
     metadata: HashMap<String, serde_json::Value>,
+    transactions: Vec<crate::ProducerTxn>,
     holding: bool,
 }
 
@@ -123,6 +132,7 @@ impl Table {
             table: self,
             session: None,
             metadata: HashMap::new(),
+            transactions: Vec::new(),
             holding: false,
         }
     }
@@ -143,6 +153,13 @@ impl<'a> Change<'a> {
     /// Extra `commitInfo` fields (never data values).
     pub fn with_metadata(mut self, metadata: impl IntoIterator<Item = (String, serde_json::Value)>) -> Self {
         self.metadata.extend(metadata);
+        self
+    }
+
+    /// Records these producers' sequences in the commit (Delta `txn`
+    /// actions): a replay of the same sequences is then a duplicate.
+    pub fn with_transactions(mut self, transactions: &[crate::ProducerTxn]) -> Self {
+        self.transactions.extend_from_slice(transactions);
         self
     }
 
@@ -171,6 +188,8 @@ impl<'a> Change<'a> {
 
     fn props(&self) -> CommitProperties {
         commit_properties(self.metadata.clone())
+            .with_application_transactions(crate::table::txn_actions(&self.transactions))
+            .with_max_retries(OPERATION_COMMIT_RETRIES)
     }
 
     fn done(&self, delta: DeltaTable) -> Table {
@@ -190,6 +209,18 @@ impl<'a> Change<'a> {
         // SELECT from the same table reads the statement's pinned snapshot),
         // so the commit stands on the newest version: an erasure that held
         // the gate meanwhile and deleted files is then no conflict.
+        let mut props = self.props();
+        if mode == WriteMode::Append && !reads_table(&plan, self.name()) {
+            // Rows that read nothing of this table: a blind append, which a
+            // concurrent UPDATE/DELETE/MERGE rebases onto (see Table::write).
+            props = commit_properties(
+                self.metadata
+                    .clone()
+                    .into_iter()
+                    .chain([("isBlindAppend".to_string(), serde_json::Value::Bool(true))])
+                    .collect(),
+            );
+        }
         let _gate = self.gate(false).await;
         let mut delta = self.delta();
         delta
@@ -201,7 +232,7 @@ impl<'a> Change<'a> {
             .with_input_plan(plan)
             .with_save_mode(save_mode)
             .with_writer_properties(self.table.writer_properties()?)
-            .with_commit_properties(self.props());
+            .with_commit_properties(props);
         if let Some(session) = &self.session {
             builder = builder.with_session_state(session.clone());
         }
@@ -356,6 +387,33 @@ impl<'a> Change<'a> {
         Ok((self.done(merged), counts))
     }
 
+    /// CDC apply (SCD type 1) of `events`: see [`crate::ApplyChanges`] and
+    /// the `cdc` module docs. Needs a session ([`Change::with_session`])
+    /// when `events` was planned in one; otherwise a default one is used.
+    pub async fn apply_changes(
+        self,
+        events: DataFrame,
+        spec: &crate::ApplyChanges,
+    ) -> Result<(Table, crate::ApplyCounts)> {
+        let state = match &self.session {
+            Some(state) => state.clone(),
+            None => {
+                let state = SessionStateBuilder::new()
+                    .with_default_features()
+                    .with_query_planner(DeltaPlanner::new())
+                    .build();
+                Arc::new(state)
+            }
+        };
+        let mut transactions = self.transactions.clone();
+        transactions.extend_from_slice(&spec.transactions);
+        let spec = crate::ApplyChanges {
+            transactions,
+            ..spec.clone()
+        };
+        crate::cdc::apply(self.table, state, events, &spec, self.metadata.clone()).await
+    }
+
     /// `OPTIMIZE [WHERE partition filters] [ZORDER BY columns]`.
     pub async fn optimize(
         self,
@@ -465,4 +523,27 @@ impl<'a> Change<'a> {
             .map_err(|e| TableError::operation("COMMIT", self.name(), e))?;
         Ok(committed.version() as u64)
     }
+}
+
+/// Whether `plan` scans `table` (at any version: silt names a pinned
+/// version `name@vN`), so an INSERT of its rows is not a blind append.
+fn reads_table(plan: &LogicalPlan, table: &str) -> bool {
+    use deltalake::datafusion::common::tree_node::TreeNodeRecursion;
+    let mut reads = false;
+    let walked = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let scanned = scan.table_name.table();
+            if scanned == table
+                || scanned
+                    .strip_prefix(table)
+                    .is_some_and(|rest| rest.starts_with('@'))
+            {
+                reads = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    // When the plan cannot be walked, assume it reads the table.
+    reads || walked.is_err()
 }

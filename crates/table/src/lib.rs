@@ -29,6 +29,7 @@
 //! ```
 
 mod cast;
+mod cdc;
 mod change;
 mod error;
 mod gate;
@@ -42,6 +43,7 @@ mod warehouse;
 mod writer_props;
 
 pub use cast::{CastError, cast_to_schema};
+pub use cdc::{ApplyChanges, ApplyCounts, DEFAULT_TOMBSTONE_RETENTION_HOURS, TOMBSTONE_RETENTION_PROPERTY};
 pub use change::{
     Change, ChangeCounts, MergeClause, OptimizeMetrics, RestoreMetrics, VacuumSpec, commit_properties,
 };

@@ -349,6 +349,54 @@ fn a_statement_timeout_is_the_same_over_the_cli_and_http() {
     );
 }
 
+/// A statement past its role's concurrency cap is "overloaded" on the CLI
+/// and HTTP paths: exit 6, HTTP 429.
+#[test]
+fn a_statement_over_the_role_cap_is_overloaded_over_the_cli_and_http() {
+    let silt = Silt::new();
+    let server = Server::start_with_config(
+        &silt,
+        &format!("{CONFIG}\n[sql]\nmax_concurrent_statements = 1\nstatement_timeout_ms = 60000\n"),
+    );
+    // The reader role's one permit is held by a query that would run for minutes.
+    let hanging = "SELECT count(*) FROM generate_series(1, 100000000000) AS a(v) WHERE v % 7 = 3";
+    let long = {
+        let http = server.http().with_token("r-token");
+        std::thread::spawn(move || {
+            http.post_json("/v1/sql", &json!({ "sql": hanging, "timeout_ms": 20000 }))
+                .status
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let kind = ErrorKind::Overloaded;
+    let mut check = Check { failures: Vec::new() };
+    check.exit(
+        kind,
+        "--server",
+        &silt_run(&[
+            "sql",
+            "--server",
+            &server.http_url(),
+            "--token",
+            "r-token",
+            "SELECT 1",
+        ]),
+    );
+    check.http(
+        kind,
+        "POST /v1/sql",
+        &server
+            .http()
+            .with_token("r-token")
+            .post_json("/v1/sql", &json!({ "sql": "SELECT 1" })),
+    );
+    // Flight SQL answers RESOURCE_EXHAUSTED too (`ApiError::to_status`),
+    // but ADBC folds that status into INTERNAL, so it cannot be told apart
+    // here.
+    assert!(check.failures.is_empty(), "{}", check.failures.join("\n"));
+    assert_eq!(long.join().expect("long query"), 408);
+}
+
 /// After an erasure purge, every version below the first readable one gets
 /// the same "purged" answer (the purge's own commits too, which its log
 /// expiry removed); versions after the latest stay "no version".

@@ -427,12 +427,12 @@ fn unknown_query_parameters_are_refused_by_name() {
     create_events(&http, json!({}));
     let version = silt.version(TABLE);
     let problem = assert_problem(
-        &http.post(&format!("{ROWS_PATH}?mode=upsert"), NDJSON, ndjson(0..1), &[]),
+        &http.post(&format!("{ROWS_PATH}?merge_on=id"), NDJSON, ndjson(0..1), &[]),
         400,
     );
     let text = detail(&problem);
     assert!(
-        text.contains("'mode'") && text.contains("create, evolve"),
+        text.contains("'merge_on'") && text.contains("create, evolve"),
         "{problem}"
     );
     for query in [

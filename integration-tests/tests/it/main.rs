@@ -4,8 +4,10 @@
 mod harness;
 mod server;
 
+mod cdc;
 mod cli_ingest;
 mod cli_server;
+mod dml_concurrency;
 mod erasure;
 mod error_contract;
 mod errors;

@@ -189,6 +189,33 @@ fn a_command_whose_later_statement_cannot_be_planned_commits_nothing() {
     assert_eq!(run.code, Some(3), "{}", run.stderr);
     assert_eq!(silt.count("t", None), 0);
 
+    // UPDATE, DELETE and MERGE are planned and type-checked up front too
+    // (an UPDATE of a column that does not exist committed the INSERT).
+    for later in [
+        "UPDATE t SET nope = 1",
+        "UPDATE t SET n = 'not a number'",
+        "DELETE FROM t WHERE nope = 1",
+        "MERGE INTO t USING t AS s ON t.id = s.id WHEN MATCHED THEN UPDATE SET nope = 1",
+        "MERGE INTO t USING missing AS s ON t.id = s.id WHEN MATCHED THEN DELETE",
+    ] {
+        let run = silt.run(&[
+            "sql",
+            &format!("INSERT INTO t VALUES (1, 'a@example.com', 1); {later}"),
+        ]);
+        assert!(
+            matches!(run.code, Some(3 | 4)),
+            "{later}: {:?} {}",
+            run.code,
+            run.stderr
+        );
+        assert_eq!(
+            silt.count("t", None),
+            0,
+            "{later}: the INSERT before it was committed"
+        );
+    }
+    assert_eq!(silt.version("t"), 0);
+
     silt.ok(&[
         "sql",
         "CREATE TABLE u (id BIGINT); INSERT INTO u VALUES (1), (2); ALTER TABLE u ADD COLUMN c STRING; \

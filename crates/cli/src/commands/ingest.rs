@@ -4,7 +4,9 @@ use std::fs::File;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use silt_ingest::{Decoded, Format, IngestError, conform_batches, decode_reader, infer_table_schema};
+use silt_ingest::{
+    Decoded, Format, IngestError, IngestMode, conform_batches, decode_reader, infer_table_schema,
+};
 use silt_table::{CommitOptions, ErrorKind, TableError, TableSpec, Warehouse, WriteMode};
 
 use crate::failure::Failure;
@@ -15,6 +17,7 @@ pub(super) async fn run(
     files: &[std::path::PathBuf],
     format: Option<&str>,
     create: bool,
+    mode: IngestMode,
 ) -> Result<(), Failure> {
     silt_table::validate_table_name(table_name)?;
     let forced = format.map(str::parse::<Format>).transpose()?;
@@ -27,9 +30,16 @@ pub(super) async fn run(
         Err(TableError::NotFound { .. }) if create => None,
         Err(e) => return Err(e.into()),
     };
-    let schema = match &existing {
+    let table_schema = match &existing {
         Some(table) => table.schema()?,
         None => infer_table_schema(&inputs)?,
+    };
+    let schema = match &mode {
+        IngestMode::Upsert(upsert) => {
+            upsert.check(table_name, &table_schema)?;
+            std::sync::Arc::new(upsert.input_schema(&table_schema))
+        }
+        IngestMode::Append => table_schema.clone(),
     };
     // Everything is validated before anything is written: a bad row anywhere
     // means no commit at all.
@@ -42,7 +52,7 @@ pub(super) async fn run(
         Some(table) => table,
         None => {
             let spec = TableSpec {
-                schema: schema.clone(),
+                schema: table_schema.clone(),
                 partition_columns: Vec::new(),
                 properties: Default::default(),
                 if_not_exists: false,
@@ -56,6 +66,36 @@ pub(super) async fn run(
         return Ok(());
     }
     let spinner = progress(None, "committing");
+    if let IngestMode::Upsert(upsert) = &mode {
+        use silt_table::deltalake::datafusion::datasource::MemTable;
+        use silt_table::deltalake::datafusion::prelude::SessionContext;
+        let invalid = |e: silt_table::deltalake::datafusion::error::DataFusionError| {
+            Failure::new(ErrorKind::Internal, format!("cannot read the rows: {e}"))
+        };
+        let ctx = SessionContext::new();
+        // The batches' own schema: conform may differ from the target in
+        // nullability or metadata, which MemTable compares strictly.
+        let events_schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| schema.clone());
+        let events = MemTable::try_new(events_schema, vec![batches]).map_err(invalid)?;
+        let events = ctx.read_table(std::sync::Arc::new(events)).map_err(invalid)?;
+        let (after, counts) = table
+            .change()
+            .apply_changes(events, &upsert.spec(&table_schema, Vec::new()))
+            .await?;
+        spinner.finish_and_clear();
+        println!(
+            "applied {rows} changes to {table_name} (version {}): {} inserted, {} updated, {} deleted, {} unchanged",
+            after.version(),
+            counts.inserted,
+            counts.updated,
+            counts.deleted,
+            counts.unchanged()
+        );
+        return Ok(());
+    }
     let version = table
         .write(batches, WriteMode::Append, CommitOptions::default())
         .await?;

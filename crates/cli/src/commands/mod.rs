@@ -55,17 +55,23 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
                 format,
                 create,
                 evolve,
+                upsert,
                 remote,
                 producer_id,
             } => {
+                let mode = upsert.mode()?;
                 if let Some(server) = &remote.server {
                     let target = remote_ingest::Target {
                         server,
                         token: remote.token.as_deref(),
                         producer_id: producer_id.as_deref(),
                     };
-                    return remote_ingest::run(&target, &table, &files, format.as_deref(), create, evolve)
-                        .await;
+                    let flags = remote_ingest::Flags {
+                        create,
+                        evolve,
+                        upsert: &upsert,
+                    };
+                    return remote_ingest::run(&target, &table, &files, format.as_deref(), flags).await;
                 }
                 if evolve {
                     return Err(Failure::new(
@@ -79,6 +85,7 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
                     &files,
                     format.as_deref(),
                     create,
+                    mode,
                 )
                 .await
             }

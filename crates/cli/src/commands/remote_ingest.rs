@@ -23,13 +23,47 @@ pub(super) struct Target<'a> {
 /// Attempts per file for retryable answers (429, 5xx, connection errors).
 const ATTEMPTS: u32 = 8;
 
+/// What the request asks of the table besides appending rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flags<'a> {
+    pub(crate) create: bool,
+    pub(crate) evolve: bool,
+    pub(crate) upsert: &'a crate::args::UpsertArgs,
+}
+
+impl Flags<'_> {
+    /// The query parameters of the ingest request.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = vec![
+            ("create", self.create.to_string()),
+            ("evolve", self.evolve.to_string()),
+        ];
+        let upsert = self.upsert;
+        if let Some(mode) = &upsert.mode {
+            query.push(("mode", mode.clone()));
+        }
+        if !upsert.keys.is_empty() {
+            query.push(("keys", upsert.keys.join(",")));
+        }
+        for (name, value) in [
+            ("sequence", &upsert.sequence),
+            ("delete_column", &upsert.delete_column),
+            ("delete_value", &upsert.delete_value),
+        ] {
+            if let Some(value) = value {
+                query.push((name, value.clone()));
+            }
+        }
+        query
+    }
+}
+
 pub(super) async fn run(
     target: &Target<'_>,
     table: &str,
     files: &[PathBuf],
     format: Option<&str>,
-    create: bool,
-    evolve: bool,
+    flags: Flags<'_>,
 ) -> Result<(), Failure> {
     silt_table::validate_table_name(table)?;
     let forced = format.map(str::parse::<Format>).transpose()?;
@@ -57,8 +91,7 @@ pub(super) async fn run(
             sequence,
             format,
             body,
-            create,
-            evolve,
+            &flags.query(),
         )
         .await
         .map_err(|f| Failure::new(f.0, format!("{name}: {}", f.1)))?;
@@ -90,8 +123,7 @@ async fn send(
     sequence: u64,
     format: Format,
     body: Vec<u8>,
-    create: bool,
-    evolve: bool,
+    query: &[(&str, String)],
 ) -> Result<serde_json::Value, (ErrorKind, String)> {
     let content_type = match format {
         Format::Csv => "text/csv",
@@ -104,7 +136,7 @@ async fn send(
     for _ in 0..ATTEMPTS {
         let request = client
             .post(url)
-            .query(&[("create", create), ("evolve", evolve)])
+            .query(query)
             .header("content-type", content_type)
             .header("silt-producer-id", producer)
             .header("silt-sequence", sequence.to_string())

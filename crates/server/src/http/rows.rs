@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use serde::Serialize;
-use silt_ingest::{Format, IngestRequest};
+use silt_ingest::{Format, IngestMode, IngestRequest};
 use silt_table::ErrorKind;
 
 use super::{AppState, read_body};
@@ -37,7 +37,15 @@ pub struct IngestAnswer {
 }
 
 /// The query parameters ingest accepts.
-const INGEST_PARAMS: &[&str] = &["create", "evolve"];
+const INGEST_PARAMS: &[&str] = &[
+    "create",
+    "evolve",
+    "mode",
+    "keys",
+    "sequence",
+    "delete_column",
+    "delete_value",
+];
 
 /// Metric label of a request that did not reach a table silt serves (bad
 /// name, unknown or internal table, refused token): never the name sent, so
@@ -59,7 +67,12 @@ const UNRESOLVED_LABEL: &str = "_unknown";
     params(
         ("table" = String, Path, description = "table name"),
         ("create" = Option<bool>, Query, description = "create the table from the body's inferred schema (operator role)"),
-        ("evolve" = Option<bool>, Query, description = "add the body's new columns as nullable columns (operator role, or a writer when the table property silt.ingest.evolve is true)"),
+        ("evolve" = Option<bool>, Query, description = "add the body's new columns as nullable columns (operator role, or a writer when the table property silt.ingest.evolve is true); mode=append only"),
+        ("mode" = Option<String>, Query, description = "append (default) or upsert: apply the rows as changes keyed by `keys` (CDC apply, SCD type 1; see docs/http-api.md)"),
+        ("keys" = Option<String>, Query, description = "mode=upsert: the key columns, comma-separated"),
+        ("sequence" = Option<String>, Query, description = "mode=upsert: the column ordering a key's changes; a change applies only above the row's sequence (and a deleted key's tombstone). Without it the body's rows are in order and the last of a key wins"),
+        ("delete_column" = Option<String>, Query, description = "mode=upsert: a column whose value `delete_value` marks a delete (it need not be a table column; it is never written)"),
+        ("delete_value" = Option<String>, Query, description = "mode=upsert: the text in delete_column that marks a delete (default d, as Debezium's op)"),
         ("Silt-Producer-Id" = Option<String>, Header, description = "producer id for exactly-once (1 to 256 characters, sent once)"),
         ("Silt-Sequence" = Option<u64>, Header, description = "the producer's sequence, increasing: ASCII digits only (no sign or spaces), 0 to 2^63-1, sent once", minimum = 0, maximum = 9223372036854775807_u64),
     ),
@@ -133,6 +146,14 @@ async fn ingest_inner(
     let query = query_params(query, INGEST_PARAMS)?;
     let create = flag(&query, "create")?;
     let evolve = flag(&query, "evolve")?;
+    let text = |name: &str| query.get(name).map(String::as_str);
+    let mode = IngestMode::from_params(
+        text("mode"),
+        text("keys"),
+        text("sequence"),
+        text("delete_column"),
+        text("delete_value"),
+    )?;
     let format = body_format(headers)?;
     let producer = producer(headers)?;
     // Refusals that need no body come before it is read.
@@ -153,6 +174,7 @@ async fn ingest_inner(
             create,
             evolve,
             may_alter,
+            mode,
         })
         .await?;
     Ok(IngestAnswer {

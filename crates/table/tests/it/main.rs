@@ -1,5 +1,7 @@
 //! silt-table against real Delta tables on disk.
 
+mod cdc;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
