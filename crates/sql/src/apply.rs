@@ -87,9 +87,27 @@ pub(crate) fn parse_apply(parser: &mut Parser) -> Result<ApplyStatement> {
     let name = parser.parse_object_name(false).map_err(syntax)?;
     let target = crate::ddl::user_table(crate::ddl::table_name(&name)?)?;
     expect_word(parser, "from", usage)?;
-    let source = parser.parse_table_factor().map_err(syntax)?;
-    expect_word(parser, "keys", usage)?;
-    let keys = column_list(parser)?;
+    let mut source = parser.parse_table_factor().map_err(syntax)?;
+    // `FROM changes KEYS (id)`: sqlparser reads `KEYS (id)` as the source's
+    // alias with a column list; take it back as the KEYS clause.
+    let mut taken = None;
+    if let TableFactor::Table { alias, .. } | TableFactor::Derived { alias, .. } = &mut source
+        && alias
+            .as_ref()
+            .is_some_and(|a| a.name.quote_style.is_none() && a.name.value.eq_ignore_ascii_case("keys"))
+    {
+        taken = alias
+            .take()
+            .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect::<Vec<_>>());
+    }
+    let keys = match taken {
+        Some(keys) if !keys.is_empty() => keys,
+        Some(_) => column_list(parser)?,
+        None => {
+            expect_word(parser, "keys", usage)?;
+            column_list(parser)?
+        }
+    };
     let mut delete_when = None;
     let mut sequence = None;
     let mut columns = None;
@@ -196,7 +214,12 @@ pub(crate) async fn plan_apply(
     let delete_when = match &delete_when {
         Some(condition) => {
             let place = format!("APPLY AS DELETE WHEN of APPLY CHANGES into table '{target}'");
-            let df_schema = DFSchema::try_from(source_arrow.as_ref().clone())?;
+            // Columns may be written `alias.op` or `op`; the planned
+            // condition is applied unqualified to the source's rows.
+            let df_schema = DFSchema::try_from_qualified_schema(
+                datafusion::common::TableReference::bare(source_alias.as_str()),
+                source_arrow.as_ref(),
+            )?;
             let expr = plan_expr(&state, condition, &df_schema, &place)?;
             let check = Check {
                 place,
@@ -204,7 +227,7 @@ pub(crate) async fn plan_apply(
                 expr: expr.clone(),
             };
             validate(&state, &[(source_alias, source_arrow.clone())], &[check]).await?;
-            Some(expr)
+            Some(datafusion::logical_expr::expr_rewriter::unnormalize_col(expr))
         }
         None => None,
     };

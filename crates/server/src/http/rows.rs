@@ -366,9 +366,9 @@ mod tests {
             ))
         };
         assert!(query_params(query(&[("create", "true")]), INGEST_PARAMS).is_ok());
-        let error = query_params(query(&[("mode", "upsert")]), INGEST_PARAMS).expect_err("unknown");
+        let error = query_params(query(&[("merge_on", "id")]), INGEST_PARAMS).expect_err("unknown");
         assert!(
-            error.detail.contains("'mode'") && error.detail.contains("create, evolve"),
+            error.detail.contains("'merge_on'") && error.detail.contains("create, evolve"),
             "{}",
             error.detail
         );
