@@ -272,11 +272,7 @@ impl Engine {
                     .await?
                     .run()
                     .await?;
-                Ok(StatementOutput::single(change_batch(
-                    &change.table,
-                    change.version,
-                    change.counts,
-                )?))
+                change_output(change)
             }
             Parsed::Sql(statement) => self.run_sql(*statement).await,
         }
@@ -390,33 +386,21 @@ impl Engine {
                     .await?
                     .run()
                     .await?;
-                Ok(StatementOutput::single(change_batch(
-                    &change.table,
-                    change.version,
-                    change.counts,
-                )?))
+                change_output(change)
             }
             Statement::Delete(delete) => {
                 let change = dml::plan_delete(&self.base, &self.statement_schema(), delete)
                     .await?
                     .run()
                     .await?;
-                Ok(StatementOutput::single(change_batch(
-                    &change.table,
-                    change.version,
-                    change.counts,
-                )?))
+                change_output(change)
             }
             Statement::Merge(merge) => {
                 let change = merge::plan_merge(&self.base, &self.statement_schema(), merge)
                     .await?
                     .run()
                     .await?;
-                Ok(StatementOutput::single(change_batch(
-                    &change.table,
-                    change.version,
-                    change.counts,
-                )?))
+                change_output(change)
             }
             other => self.plan_and_run(other, &self.statement_schema()).await,
         }
@@ -686,4 +670,13 @@ fn names_any(statement: &Statement, names: &std::collections::HashSet<String>) -
         std::ops::ControlFlow::Continue(())
     });
     found.is_break()
+}
+
+/// The one-row answer of a statement that changed a table.
+fn change_output(change: dml::Change) -> Result<StatementOutput> {
+    Ok(StatementOutput::single(change_batch(
+        &change.table,
+        change.version,
+        change.counts,
+    )?))
 }

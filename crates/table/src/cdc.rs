@@ -404,6 +404,14 @@ pub(crate) async fn apply(
         ctx.read_table(Arc::new(mem)).map_err(df_failed)
     };
 
+    // Both MERGEs (tombstones, then the table) join on the keys.
+    let on = spec
+        .keys
+        .iter()
+        .map(|k| qualified(TARGET, k).eq(qualified(SOURCE, k)))
+        .reduce(Expr::and)
+        .unwrap_or(lit(false));
+
     // 3. Tombstones of this batch's deletes, before the table's commit.
     let deletes: Vec<RecordBatch> = batches
         .iter()
@@ -419,12 +427,6 @@ pub(crate) async fn apply(
         let mut select: Vec<Expr> = spec.keys.iter().map(|k| col(k.as_str())).collect();
         select.push(col(sequence.as_str()).alias(TOMB_SEQUENCE));
         let source = memory(deletes)?.select(select).map_err(df_failed)?;
-        let on = spec
-            .keys
-            .iter()
-            .map(|k| qualified(TARGET, k).eq(qualified(SOURCE, k)))
-            .reduce(Expr::and)
-            .unwrap_or(lit(false));
         let now = lit(deltalake::datafusion::scalar::ScalarValue::TimestampMicrosecond(
             Some(chrono::Utc::now().timestamp_micros()),
             Some("UTC".into()),
@@ -456,7 +458,7 @@ pub(crate) async fn apply(
         let (_, written) = tombstones
             .change()
             .with_session(state.clone())
-            .merge(source, on, SOURCE, TARGET, clauses)
+            .merge(source, on.clone(), SOURCE, TARGET, clauses)
             .await?;
         counts.tombstones = written.inserted + written.updated;
     }
@@ -478,12 +480,6 @@ pub(crate) async fn apply(
         MergeClause::MatchedUpdate(Some(newer), sets.clone()),
         MergeClause::Insert(Some(is_delete.not()), sets),
     ];
-    let on = spec
-        .keys
-        .iter()
-        .map(|k| qualified(TARGET, k).eq(qualified(SOURCE, k)))
-        .reduce(Expr::and)
-        .unwrap_or(lit(false));
     let source = memory(batches)?;
     let (after, merged) = table
         .change()
