@@ -4,8 +4,8 @@
 # `silt serve` (e.g. --config schemas/config.example.toml).
 #
 #   SILT_PROFILE  cargo profile (default `serve`: release at opt-level 1,
-#                 see Cargo.toml; compiles in about the time of a debug build
-#                 and runs queries far faster). `release` for production
+#                 see Cargo.toml; a cold build took 15 min on 2 cores, about
+#                 twice a debug build, and runs queries about 9x faster). `release` for production
 #                 (opt-level 3; the first build takes about 40 minutes on
 #                 2 cores), `dev` (or `debug`) to share the test build.
 set -euo pipefail
