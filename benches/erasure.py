@@ -71,7 +71,7 @@ class Silt:
         self.log = warehouse + ".log"
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [silt_bin, "serve", "--warehouse", warehouse, "--http", "127.0.0.1:0", "--flight", "127.0.0.1:0"],
+                [silt_bin, "serve", "--warehouse", warehouse, "--http", "127.0.0.1:0", "--flight", "127.0.0.1:0", "--pg", "127.0.0.1:0"],
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
             )
         line = self.proc.stdout.readline()

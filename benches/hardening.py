@@ -59,7 +59,7 @@ class Server:
         self.log = open(os.path.join(root, "serve.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--warehouse", os.path.join(root, "wh"), "--http", "127.0.0.1:0",
-             "--flight", "127.0.0.1:0", "--config", config],
+             "--flight", "127.0.0.1:0", "--pg", "127.0.0.1:0", "--config", config],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True,
         )
         line = self.proc.stdout.readline()

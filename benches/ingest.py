@@ -42,7 +42,7 @@ class Server:
         with open(self.config, "w") as f:
             f.write(config_text)
         self.proc = subprocess.Popen(
-            [silt_bin, "serve", "--warehouse", warehouse, "--http", "127.0.0.1:0", "--flight", "127.0.0.1:0",
+            [silt_bin, "serve", "--warehouse", warehouse, "--http", "127.0.0.1:0", "--flight", "127.0.0.1:0", "--pg", "127.0.0.1:0",
              "--config", self.config],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
         )

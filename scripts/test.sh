@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, SQL logic tests and the
 # integration tests that drive the real `silt` binary and the Python peers.
-# Installs what it needs (Python peers from PyPI) on a fresh machine.
+# Installs what it needs (Python peers from PyPI, psql from Debian) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/silt-target}"
@@ -16,6 +16,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "python peers ($SILT_VENV)"
 bash scripts/setup-python.sh
+
+step "psql (scripts/setup-pg-client.sh)"
+bash scripts/setup-pg-client.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

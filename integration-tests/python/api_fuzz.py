@@ -211,6 +211,8 @@ class Server:
                 "127.0.0.1:0",
                 "--flight",
                 "127.0.0.1:0",
+                "--pg",
+                "127.0.0.1:0",
                 "--config",
                 self.config,
             ],

@@ -123,7 +123,7 @@ pub enum Command {
         #[arg(long, env = "SILT_PRODUCER_ID")]
         producer_id: Option<String>,
     },
-    /// Serve the warehouse: HTTP API and Arrow Flight.
+    /// Serve the warehouse: HTTP API, Arrow Flight and the Postgres wire protocol.
     Serve {
         #[command(flatten)]
         warehouse: WarehouseArgs,
@@ -133,6 +133,10 @@ pub enum Command {
         /// Arrow Flight listen address.
         #[arg(long, env = "SILT_FLIGHT", default_value = "127.0.0.1:7071")]
         flight: String,
+        /// Postgres wire protocol listen address (psql, drivers; the
+        /// password is a bearer token).
+        #[arg(long, env = "SILT_PG", default_value = "127.0.0.1:5433")]
+        pg: String,
         /// TOML config: tokens, limits (see schemas/config.schema.json).
         #[arg(long, env = "SILT_CONFIG")]
         config: Option<PathBuf>,

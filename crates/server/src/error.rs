@@ -172,6 +172,13 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        // A body refused as too large is left unread, so hyper closes the
+        // connection after this answer. Saying so keeps a keep-alive client
+        // from sending its next request into the closing socket (seen as
+        // `IncompleteMessage` from reqwest's pool).
+        if self.kind == ErrorKind::TooLarge {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }

@@ -9,6 +9,7 @@
 //!                                      ├─ /v1/erasures*      → silt-erasure (worker task)
 //!                                      └─ /v1/tables/t/rows  → silt-ingest Ingestor ─┐
 //!  Flight :7071 ── DoPut ── auth ──────────────────────────────────────────────────┤
+//!  Postgres :5433 ── password = token ── SqlService (as /v1/sql and Flight SQL)    │
 //!                                        one group committer per table ◀───────────┘
 //! ```
 //!
@@ -18,6 +19,7 @@
 //!     warehouse: "./silt-data".into(),
 //!     http: "127.0.0.1:7070".into(),
 //!     flight: "127.0.0.1:7071".into(),
+//!     pg: "127.0.0.1:5433".into(),
 //!     config: None,
 //! })
 //! .await
@@ -30,6 +32,7 @@ mod error;
 pub mod flight;
 pub mod http;
 pub mod metrics;
+pub mod pg;
 mod sql_encode;
 pub mod sql_service;
 mod statement_log;
@@ -55,6 +58,8 @@ pub struct ServeOptions {
     pub http: String,
     /// Flight listen address.
     pub flight: String,
+    /// Postgres wire protocol listen address.
+    pub pg: String,
     /// Optional TOML config file.
     pub config: Option<PathBuf>,
 }
@@ -77,8 +82,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 /// Runs the server until SIGINT/SIGTERM, then stops taking requests, lets
 /// in-flight ones finish and waits for every queued commit.
 ///
-/// Once both listeners are bound it prints one line on stdout:
-/// `silt listening http=ADDR flight=ADDR`.
+/// Once every listener is bound it prints one line on stdout:
+/// `silt listening http=ADDR flight=ADDR pg=ADDR`.
 pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     let config = match &options.config {
         Some(path) => Config::load(path)?,
@@ -87,7 +92,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     let auth = auth::Auth::new(&config.auth);
     let http_addr = parse_addr(&options.http)?;
     let flight_addr = parse_addr(&options.flight)?;
-    for addr in [http_addr, flight_addr] {
+    let pg_addr = parse_addr(&options.pg)?;
+    for addr in [http_addr, flight_addr, pg_addr] {
         if !auth.enabled() && !addr.ip().is_loopback() {
             return Err(ServerError::OpenNonLoopback {
                 addr: addr.to_string(),
@@ -107,10 +113,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     ));
     let http_listener = bind(http_addr).await?;
     let flight_listener = bind(flight_addr).await?;
+    let pg_listener = bind(pg_addr).await?;
     let local = |l: &TcpListener, fallback: SocketAddr| l.local_addr().unwrap_or(fallback);
-    let (http_local, flight_local) = (
+    let (http_local, flight_local, pg_local) = (
         local(&http_listener, http_addr),
         local(&flight_listener, flight_addr),
+        local(&pg_listener, pg_addr),
     );
 
     // Erasure needs its secrets; without them (an object-store warehouse
@@ -179,6 +187,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
     };
     let http_server =
         axum::serve(http_listener, http::router(state)).with_graceful_shutdown(wait(stopped.clone()));
+    let pg_server = tokio::spawn(pg::serve(
+        pg_listener,
+        sql.clone(),
+        auth.clone(),
+        wait(stopped.clone()),
+    ));
     let flight_service = FlightServiceServer::new(flight::SiltFlight::new(ingestor.clone(), sql, auth))
         .max_decoding_message_size(usize::try_from(config.ingest.max_body_bytes).unwrap_or(usize::MAX));
     let flight_server = tonic::transport::Server::builder()
@@ -188,10 +202,10 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
             wait(stopped.clone()),
         );
 
-    println!("silt listening http={http_local} flight={flight_local}");
+    println!("silt listening http={http_local} flight={flight_local} pg={pg_local}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    tracing::info!(warehouse = warehouse.display_location(), http = %http_local, flight = %flight_local, "serving");
+    tracing::info!(warehouse = warehouse.display_location(), http = %http_local, flight = %flight_local, pg = %pg_local, "serving");
 
     let drain = std::time::Duration::from_millis(config.server.drain_timeout_ms);
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
@@ -221,6 +235,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         }
     };
     signals.abort();
+    pg_server.abort();
     // Listeners are closed, in-flight requests answered, queues drained.
     if let Some(worker) = erasure_worker {
         // A request cut short here stays open in the ledger and resumes on restart.

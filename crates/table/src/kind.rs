@@ -140,6 +140,25 @@ impl ErrorKind {
         self.problem_type().rsplit('/').next().unwrap_or("internal")
     }
 
+    /// The Postgres SQLSTATE for this kind (the wire endpoint's
+    /// ErrorResponse `C` field; PostgreSQL's errcodes appendix).
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "42P01",
+            ErrorKind::AlreadyExists => "42P07",
+            ErrorKind::InvalidInput => "22023",
+            ErrorKind::InvalidRows => "22000",
+            ErrorKind::TooLarge => "54000",
+            ErrorKind::UnsupportedMediaType | ErrorKind::Unsupported => "0A000",
+            ErrorKind::Overloaded => "53300",
+            ErrorKind::Unauthenticated => "28P01",
+            ErrorKind::Forbidden => "42501",
+            ErrorKind::Conflict => "40001",
+            ErrorKind::Timeout => "57014",
+            ErrorKind::Internal => "XX000",
+        }
+    }
+
     /// The gRPC status code (as its number in the gRPC spec) for Flight.
     pub fn grpc_code(self) -> i32 {
         match self {
@@ -172,6 +191,20 @@ mod tests {
     }
 
     const ALL: [ErrorKind; 13] = ErrorKind::ALL;
+
+    #[test]
+    fn sqlstates_are_five_characters_of_the_pg_alphabet() {
+        for kind in ALL {
+            let code = kind.sqlstate();
+            assert_eq!(code.len(), 5, "{kind:?}");
+            assert!(
+                code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+                "{kind:?}"
+            );
+        }
+        assert_eq!(ErrorKind::Forbidden.sqlstate(), "42501");
+        assert_eq!(ErrorKind::Timeout.sqlstate(), "57014");
+    }
 
     #[test]
     fn problem_types_and_statuses_map_back_to_their_kind() {

@@ -214,7 +214,14 @@ fn a_json_array_body_is_ingested_and_deep_nesting_is_refused() {
         big.extend(b"{\"id\":1},");
     }
     big.extend(b"{\"id\":1}]");
-    assert_problem(&http.post(&rows_path("a"), JSON, big, &[]), 413);
+    let reply = http.post(&rows_path("a"), JSON, big, &[]);
+    assert_problem(&reply, 413);
+    // The refused body is left unread and the connection closes; the answer
+    // says so, or a keep-alive client's next request fails (IncompleteMessage).
+    assert_eq!(
+        reply.headers.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     assert_eq!(http.get("/healthz").status, 200);
     assert_eq!(read_rows(&silt, "a", "id").len(), 2);
 }

@@ -18,6 +18,7 @@ mod hardening_sql;
 mod ingest_contract;
 mod interop;
 mod object_store;
+mod pg_wire;
 mod readme;
 mod serve_ingest;
 mod serve_sql;

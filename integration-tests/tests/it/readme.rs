@@ -142,9 +142,16 @@ fn readme_examples_run_in_order_in_a_fresh_directory() {
         }
         if let Some(server) = &server {
             let addr = server.http_url().trim_start_matches("http://").to_string();
+            let pg_port = server
+                .pg_addr()
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             script = script
                 .replace("localhost:7070", &addr)
-                .replace("127.0.0.1:7070", &addr);
+                .replace("127.0.0.1:7070", &addr)
+                .replace("-p 5433", &format!("-p {pg_port}"));
         }
         if script.trim().is_empty() {
             continue;

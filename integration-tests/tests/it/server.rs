@@ -2,7 +2,7 @@
 //!
 //! The server binds both listeners on ports it chooses (`127.0.0.1:0`) and
 //! announces them on its first stdout line
-//! (`silt listening http=ADDR flight=ADDR`); the harness reads that line, then
+//! (`silt listening http=ADDR flight=ADDR pg=ADDR`); the harness reads that line, then
 //! polls `GET /healthz` until it answers `{"status":"ok"}`. Its stderr (the
 //! log) goes to a file in the temp dir so tests can grep it. Dropping a
 //! [`Server`] kills it.
@@ -40,6 +40,7 @@ static NEXT_FILE: AtomicUsize = AtomicUsize::new(0);
 struct Addrs {
     http: String,
     flight: String,
+    pg: String,
 }
 
 /// A running `silt serve`.
@@ -103,6 +104,11 @@ impl Server {
     /// `grpc://127.0.0.1:PORT`, the Flight endpoint.
     pub fn flight_uri(&self) -> String {
         format!("grpc://{}", self.addrs().flight)
+    }
+
+    /// `127.0.0.1:PORT`, the Postgres wire endpoint.
+    pub fn pg_addr(&self) -> String {
+        self.addrs().pg
     }
 
     /// `http://127.0.0.1:PORT`, the HTTP endpoint.
@@ -184,6 +190,8 @@ fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -
         "127.0.0.1:0",
         "--flight",
         "127.0.0.1:0",
+        "--pg",
+        "127.0.0.1:0",
     ]);
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
@@ -192,6 +200,7 @@ fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -
         .env_remove("SILT_WAREHOUSE")
         .env_remove("SILT_HTTP")
         .env_remove("SILT_FLIGHT")
+        .env_remove("SILT_PG")
         .env_remove("SILT_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -229,7 +238,7 @@ fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -
         let _ = child.kill();
         let _ = child.wait();
         panic!(
-            "want `silt listening http=ADDR flight=ADDR`, got {line:?}; log:\n{}",
+            "want `silt listening http=ADDR flight=ADDR pg=ADDR`, got {line:?}; log:\n{}",
             log_text()
         );
     };
@@ -262,25 +271,28 @@ fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -
     }
 }
 
-/// `silt listening http=127.0.0.1:P flight=127.0.0.1:Q` → the two addresses.
+/// `silt listening http=127.0.0.1:P flight=127.0.0.1:Q pg=127.0.0.1:R` → the addresses.
 fn parse_listening(line: &str) -> Option<Addrs> {
     let rest = line.trim().strip_prefix("silt listening ")?;
     let mut http = None;
     let mut flight = None;
+    let mut pg = None;
     for part in rest.split_whitespace() {
         if let Some(addr) = part.strip_prefix("http=") {
             http = Some(addr.to_string());
         } else if let Some(addr) = part.strip_prefix("flight=") {
             flight = Some(addr.to_string());
+        } else if let Some(addr) = part.strip_prefix("pg=") {
+            pg = Some(addr.to_string());
         }
     }
-    let (http, flight) = (http?, flight?);
+    let (http, flight, pg) = (http?, flight?, pg?);
     let port_ok = |a: &str| {
         a.rsplit_once(':')
             .and_then(|(_, p)| p.parse::<u16>().ok())
             .is_some_and(|p| p > 0)
     };
-    (port_ok(&http) && port_ok(&flight)).then_some(Addrs { http, flight })
+    (port_ok(&http) && port_ok(&flight) && port_ok(&pg)).then_some(Addrs { http, flight, pg })
 }
 
 /// An HTTP client bound to one [`Server`], optionally with a bearer token.

@@ -93,8 +93,9 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
                 warehouse,
                 http,
                 flight,
+                pg,
                 config,
-            } => serve::run(warehouse.warehouse, http, flight, config).await,
+            } => serve::run(warehouse.warehouse, http, flight, pg, config).await,
             Command::Erase {
                 warehouse,
                 subjects,

@@ -1,4 +1,4 @@
-//! `silt serve`: the HTTP API and Arrow Flight over one warehouse.
+//! `silt serve`: the HTTP API, Arrow Flight and the Postgres wire endpoint over one warehouse.
 
 use std::path::PathBuf;
 
@@ -10,12 +10,14 @@ pub(super) async fn run(
     warehouse: String,
     http: String,
     flight: String,
+    pg: String,
     config: Option<PathBuf>,
 ) -> Result<(), Failure> {
     silt_server::serve(ServeOptions {
         warehouse,
         http,
         flight,
+        pg,
         config,
     })
     .await
