@@ -46,6 +46,7 @@ mod reading;
 mod rewrite;
 mod secrets;
 mod service;
+mod suppression;
 mod verify;
 
 pub use certificate::{Certificate, TableReport, Timings, Verification, canonical_json, verify_certificate};

@@ -19,6 +19,9 @@ pub trait ErasureObserver: Send + Sync {
     /// A pass of the worker failed and will be retried after a delay
     /// (`requests`: how many requests it carries).
     fn retrying(&self, _requests: usize) {}
+    /// `rows` rows written to `table` were not stored: they held an erased
+    /// subject (see the `suppression` module).
+    fn suppressed(&self, _table: &str, _rows: u64) {}
 }
 
 /// An observer that records nothing.

@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::error::{ErasureError, Result};
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// The relative path of the generated key file inside a local warehouse.
 pub const KEY_FILE: &str = "_silt/erasure.key";
@@ -100,6 +100,14 @@ impl Secrets {
         };
         mac.update(bytes);
         mac.verify_slice(&expected).is_ok()
+    }
+
+    /// The HMAC state keyed with the secret, to clone per message (subject
+    /// hashes of many cells without re-keying each time).
+    pub(crate) fn keyed_mac(&self) -> HmacSha256 {
+        // HMAC takes keys of any length, so this cannot fail.
+        <HmacSha256 as KeyInit>::new_from_slice(&self.hmac_secret)
+            .unwrap_or_else(|_| unreachable!("hmac accepts any key length"))
     }
 
     fn mac(&self, bytes: &[u8]) -> Vec<u8> {

@@ -259,6 +259,9 @@ pub struct Erasure {
     retries: StdMutex<HashMap<String, Retry>>,
     /// Invalid ledger entries and ignored rows already reported in a log line.
     reported: StdMutex<HashSet<String>>,
+    /// Erased subjects stay erased: registered with silt-table for this
+    /// warehouse while this service lives.
+    suppression: Arc<crate::suppression::Suppression>,
 }
 
 /// Locks `mutex`, also after a panic elsewhere (the maps stay usable).
@@ -300,7 +303,11 @@ impl Erasure {
             _ => None,
         };
         let secrets = Secrets::load(config.secret.as_deref(), config.key.as_deref(), local.as_deref())?;
+        let suppression = Arc::new(crate::suppression::Suppression::new(&secrets, observer.clone()));
+        let suppressor: Arc<dyn silt_table::Suppressor> = suppression.clone();
+        silt_table::register_suppressor(warehouse.root().as_str(), &suppressor);
         Ok(Self {
+            suppression,
             ledger: Ledger::new(warehouse.clone(), secrets.clone()),
             warehouse,
             secrets,
@@ -328,6 +335,15 @@ impl Erasure {
     fn retry_delay(&self, attempts: u32) -> Duration {
         let factor = 1u32 << attempts.saturating_sub(1).min(20);
         self.retry_first.saturating_mul(factor).min(self.retry_most)
+    }
+
+    /// Reads the ledger and suppresses the subjects of every request in it
+    /// (call once at start, before serving writes; the worker keeps it up to
+    /// date afterwards).
+    pub async fn load_suppression(&self) -> Result<()> {
+        let state = self.ledger.state().await?;
+        self.suppression.add(&state.requests);
+        Ok(())
     }
 
     /// The secrets (to verify certificates).
@@ -391,6 +407,8 @@ impl Erasure {
         };
         let asked = (record.subject_hashes.clone(), record.tables.clone(), record.purge);
         let (stored, created) = self.ledger.insert_if_absent(record).await?;
+        // From acceptance on, this server stores no row of these subjects.
+        self.suppression.add(std::slice::from_ref(&stored));
         if !created && (stored.subject_hashes.clone(), stored.tables.clone(), stored.purge) != asked {
             return Err(ErasureError::Conflict(
                 stored.request_id.clone().unwrap_or_default(),
@@ -470,6 +488,8 @@ impl Erasure {
     async fn run_round(&self, respect_retries: bool) -> Result<Round> {
         let _one_at_a_time = self.running.lock().await;
         let state = self.ledger.state().await?;
+        // Requests filed through other servers are suppressed here too.
+        self.suppression.add(&state.requests);
         self.report(&state);
         if state.stale {
             // A crash after a request finished but before the ledger was

@@ -133,7 +133,13 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         },
         metrics.clone(),
     ) {
-        Ok(service) => Some(Arc::new(service)),
+        Ok(service) => {
+            // Erased subjects stay erased from the first write this server takes.
+            if let Err(error) = service.load_suppression().await {
+                tracing::warn!(%error, "erasure ledger not readable at start; erased subjects are suppressed from the worker's first round");
+            }
+            Some(Arc::new(service))
+        }
         Err(error) => {
             tracing::warn!(%error, "erasure is not available");
             erasure_unavailable = error.to_string();

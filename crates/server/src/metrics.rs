@@ -41,6 +41,7 @@ pub struct Metrics {
     erasure_seconds: HistogramVec,
     erasure_ledger_invalid: IntGaugeVec,
     erasure_retries: IntCounterVec,
+    erasure_suppressed: IntCounterVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -194,6 +195,12 @@ impl Metrics {
                 "erasure worker passes that failed and were scheduled for a retry",
                 &[],
             ),
+            erasure_suppressed: counter(
+                &registry,
+                "silt_erasure_suppressed_rows_total",
+                "rows not stored because they held a subject of an erasure request",
+                &["table"],
+            ),
             registry,
         }
     }
@@ -292,6 +299,12 @@ impl ErasureObserver for Metrics {
         self.erasure_retries
             .with_label_values(&[] as &[&str])
             .inc_by(u64::try_from(requests).unwrap_or(u64::MAX));
+    }
+
+    fn suppressed(&self, table: &str, rows: u64) {
+        self.erasure_suppressed
+            .with_label_values(&[table_label(table)])
+            .inc_by(rows);
     }
 }
 

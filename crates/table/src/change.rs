@@ -201,6 +201,10 @@ impl<'a> Change<'a> {
     /// columns must be the table's, in order (SQL planning casts them).
     /// Returns the new table and the number of rows written.
     pub async fn insert(self, plan: LogicalPlan, mode: WriteMode) -> Result<(Table, u64)> {
+        let plan = match crate::suppress::Check::of(self.table)? {
+            Some(check) => check.plan(plan)?,
+            None => plan,
+        };
         let save_mode = match mode {
             WriteMode::Append => SaveMode::Append,
             WriteMode::Overwrite => SaveMode::Overwrite,
@@ -321,6 +325,11 @@ impl<'a> Change<'a> {
         clauses: Vec<MergeClause>,
     ) -> Result<(Table, ChangeCounts)> {
         let failed = |e| TableError::operation("MERGE", self.name(), e);
+        // A source row of an erased subject neither inserts nor updates.
+        let source = match crate::suppress::Check::of(self.table)? {
+            Some(check) => check.frame(source)?,
+            None => source,
+        };
         let mut builder = self
             .delta()
             .merge(source, on)
@@ -404,6 +413,10 @@ impl<'a> Change<'a> {
                     .build();
                 Arc::new(state)
             }
+        };
+        let events = match crate::suppress::Check::of(self.table)? {
+            Some(check) => check.frame(events)?,
+            None => events,
         };
         let mut transactions = self.transactions.clone();
         transactions.extend_from_slice(&spec.transactions);

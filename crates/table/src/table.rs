@@ -362,6 +362,11 @@ impl Table {
         options: CommitOptions,
     ) -> Result<u64> {
         let _gate = self.write_gate().await;
+        // Rows of erased subjects are never stored (see `suppress.rs`).
+        let batches = match crate::suppress::Check::of(self)? {
+            Some(check) => check.batches(batches)?,
+            None => batches,
+        };
         let txns = txn_actions(&options.transactions);
         let mut metadata = options.metadata;
         if mode == WriteMode::Append && !options.merge_schema {
