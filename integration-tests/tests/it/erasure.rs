@@ -93,9 +93,20 @@ print(json.dumps({"hits": hits, "decoded": decoded}))
 /// canonical JSON (sorted keys, no spaces) of the certificate without
 /// `signature`; also the HMAC of the subject.
 fn auditor_verifies(certificate: &Value, subject: &str) -> (bool, String) {
+    auditor_verifies_with(certificate, subject, &format!("secret:{SECRET}"))
+}
+
+/// [`auditor_verifies`] with the secret given as `secret:TEXT` (the
+/// configured one) or `keyfile:PATH` (docs/erasure.md's recipe for the
+/// generated key file).
+fn auditor_verifies_with(certificate: &Value, subject: &str, secret: &str) -> (bool, String) {
     let script = r#"
 import hashlib, hmac, json, sys
-secret, subject = sys.argv[1].encode(), sys.argv[2]
+given, subject = sys.argv[1], sys.argv[2]
+if given.startswith("keyfile:"):
+    secret = bytes.fromhex(open(given[len("keyfile:"):]).read().strip())[32:]
+else:
+    secret = given[len("secret:"):].encode()
 cert = json.loads(sys.stdin.read())
 signature = cert.pop("signature")
 canonical = json.dumps(cert, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -104,7 +115,7 @@ print(json.dumps({"valid": good, "subject_hash": hmac.new(secret, subject.encode
 "#;
     use std::io::Write;
     let mut child = Command::new(python())
-        .args(["-c", script, SECRET, subject])
+        .args(["-c", script, secret, subject])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -869,4 +880,40 @@ fn an_erasure_under_a_stream_of_the_subjects_rows_finishes_done() {
         "rows besides the acknowledged ones are stored"
     );
     assert!(!peer_emails(&silt).iter().any(|e| e == SUBJECT));
+}
+
+/// Without `[erasure]` in the config the secrets are generated into the key
+/// file; an auditor given that file verifies a certificate with the recipe
+/// in docs/erasure.md, and a tampered certificate fails.
+#[test]
+fn a_certificate_verifies_with_the_generated_key_file() {
+    let silt = Silt::new();
+    let server = Server::start_with_config(&silt, AUTH_CONFIG);
+    let operator = server.http().with_token("o-token");
+    create_accounts(&operator);
+    ingest(
+        &operator,
+        "accounts",
+        vec![account(1, SUBJECT), account(2, "keep@example.com")],
+    );
+    let reply = operator.post_json("/v1/erasures", &json!({"subjects": [SUBJECT]}));
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let id = reply.json()["id"].as_str().expect("id").to_string();
+    let status = wait_finished(&server, &operator, &id, Duration::from_secs(60));
+    assert_eq!(status["status"], "done", "{status:#}");
+    let key_file = silt.warehouse().join("_silt/erasure.key");
+    let given = format!("keyfile:{}", key_file.display());
+    let certificate = &status["certificate"];
+    let (valid, subject_hash) = auditor_verifies_with(certificate, SUBJECT, &given);
+    assert!(valid, "{certificate:#}");
+    assert!(
+        certificate["subject_hashes"]
+            .as_array()
+            .expect("hashes")
+            .iter()
+            .any(|h| h == &json!(subject_hash))
+    );
+    let mut edited = certificate.clone();
+    edited["tables"][0]["rows_deleted"] = json!(0);
+    assert!(!auditor_verifies_with(&edited, SUBJECT, &given).0);
 }
