@@ -476,6 +476,22 @@ fn cli_erases_embedded_and_through_a_server() {
     assert_eq!(silt.count("people", None), 2);
     assert!(files_containing(&silt.warehouse(), SUBJECT.as_bytes()).is_empty());
 
+    // Embedded writes after the erasure do not store the subject again.
+    silt.ok(&[
+        "sql",
+        &format!("INSERT INTO people VALUES (5, '{SUBJECT}'), (6, 'e@example.com')"),
+    ]);
+    let file = silt.warehouse().join("..").join("again.ndjson");
+    std::fs::write(
+        &file,
+        format!("{{\"id\":7,\"email\":\"{SUBJECT}\"}}\n{{\"id\":8,\"email\":\"f@example.com\"}}\n"),
+    )
+    .expect("write file");
+    silt.ok(&["ingest", "people", &file.to_string_lossy()]);
+    assert_eq!(silt.count("people", None), 4);
+    assert!(files_containing(&silt.warehouse(), SUBJECT.as_bytes()).is_empty());
+    silt.ok(&["sql", "DELETE FROM people WHERE id IN (6, 8)"]);
+
     // Through a server, with --wait.
     silt.ok(&["sql", "INSERT INTO people VALUES (4, 'd@example.com')"]);
     let server = Server::start(&silt);

@@ -46,7 +46,11 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
                 remote,
             } => match &remote.server {
                 Some(server) => remote_sql::run(server, remote.token.as_deref(), format.format, &sql).await,
-                None => sql::run(&open(&warehouse.warehouse)?, format.format, &sql).await,
+                None => {
+                    let warehouse = open(&warehouse.warehouse)?;
+                    let _suppression = suppression(&warehouse).await?;
+                    sql::run(&warehouse, format.format, &sql).await
+                }
             },
             Command::Ingest {
                 warehouse,
@@ -79,15 +83,9 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
                         "--evolve needs --server (embedded ingest keeps the table schema)",
                     ));
                 }
-                ingest::run(
-                    &open(&warehouse.warehouse)?,
-                    &table,
-                    &files,
-                    format.as_deref(),
-                    create,
-                    mode,
-                )
-                .await
+                let warehouse = open(&warehouse.warehouse)?;
+                let _suppression = suppression(&warehouse).await?;
+                ingest::run(&warehouse, &table, &files, format.as_deref(), create, mode).await
             }
             Command::Serve {
                 warehouse,
@@ -131,6 +129,23 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
 
 fn open(location: &str) -> Result<Warehouse, Failure> {
     Ok(Warehouse::open(location)?)
+}
+
+/// Erased subjects stay erased in embedded writes too: when the warehouse
+/// has its erasure key file (the secrets `silt erase` and a server without
+/// `[erasure]` config use), the ledger's subjects are suppressed while the
+/// returned service lives. Without the file no erasure ever ran here with
+/// those secrets, so there is nothing to suppress.
+async fn suppression(warehouse: &Warehouse) -> Result<Option<silt_erasure::Erasure>, Failure> {
+    let Ok(root) = warehouse.root().to_file_path() else {
+        return Ok(None);
+    };
+    if !root.join(silt_erasure::KEY_FILE).is_file() {
+        return Ok(None);
+    }
+    let erasure = silt_erasure::Erasure::open(warehouse.clone(), silt_erasure::ErasureConfig::default())?;
+    erasure.load_suppression().await?;
+    Ok(Some(erasure))
 }
 
 /// Writes results to stdout in `format`.
