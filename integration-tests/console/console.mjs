@@ -147,6 +147,16 @@ try {
   const csv = readFileSync(await download.path(), 'utf8');
   check(csv === config.csv, 'the CSV holds the result', csv);
 
+  // Download as Parquet: saved for console.rs, which decodes it.
+  const [parquet] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', {name: 'Download Parquet'}).click(),
+  ]);
+  check(parquet.suggestedFilename() === 'result.parquet', 'the download is named result.parquet');
+  await parquet.saveAs(path.join(shots, 'result.parquet'));
+  const magic = readFileSync(path.join(shots, 'result.parquet'));
+  check(magic.subarray(0, 4).toString() === 'PAR1' && magic.subarray(-4).toString() === 'PAR1', 'the Parquet download is a Parquet file');
+
   // Ingest charts from /metrics.
   await page.getByRole('tab', {name: 'Ingest'}).click();
   const row = page.locator(`tr[data-table="${config.table}"]`);

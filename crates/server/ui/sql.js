@@ -1,7 +1,7 @@
 // The SQL editor: a statement, run through POST /v1/sql; the answer as an
 // HTML table; a time-travel picker that writes VERSION AS OF / TIMESTAMP AS
-// OF into the statement; downloads of the same statement as CSV, NDJSON or
-// Arrow IPC (the formats /v1/sql answers in).
+// OF into the statement; downloads of the same statement as CSV, Parquet,
+// NDJSON or Arrow IPC (formats /v1/sql answers in).
 
 import {getJson, request} from './api.js';
 import {announce, errorBox, fill, h} from './dom.js';
@@ -15,6 +15,7 @@ const SHOWN_ROWS = 1000;
 
 const DOWNLOADS = [
   {label: 'CSV', accept: 'text/csv', extension: 'csv'},
+  {label: 'Parquet', accept: 'application/vnd.apache.parquet', extension: 'parquet'},
   {label: 'NDJSON', accept: 'application/x-ndjson', extension: 'ndjson'},
   {label: 'Arrow IPC', accept: 'application/vnd.apache.arrow.stream', extension: 'arrows'},
 ];
@@ -93,7 +94,7 @@ export function mount(panel) {
       h('div', {class: 'actions'},
         h('button', {type: 'submit', id: 'sql-run'}, 'Run'),
         DOWNLOADS.map((d) => h('button', {type: 'button', class: 'secondary', 'data-format': d.extension, onclick: () => download(d)}, `Download ${d.label}`)))),
-    h('p', {class: 'help'}, 'Downloads run the statement again and save the whole answer. Parquet is not one of the formats POST /v1/sql answers in; use Arrow IPC for a typed file.'),
+    h('p', {class: 'help'}, 'Downloads run the statement again and save the whole answer (up to the server\'s row cap).'),
     output);
 }
 

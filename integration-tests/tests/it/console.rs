@@ -192,6 +192,33 @@ fn the_console_shows_tables_runs_sql_and_shows_erasures_to_operators_only() {
     ] {
         assert!(shots.join(name).exists(), "no screenshot {name}");
     }
+    // The Parquet file the browser saved holds the query's rows.
+    let parquet =
+        std::fs::File::open(shots.join("result.parquet")).expect("the browser saved result.parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(parquet)
+        .expect("a Parquet file")
+        .build()
+        .expect("reader");
+    let mut downloaded = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("rows");
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .expect("id BIGINT");
+        // Text may come back as Utf8View (DataFusion's scan type); compare as Utf8.
+        let names =
+            arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8).expect("name as text");
+        let names = names
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("name STRING");
+        for row in 0..batch.num_rows() {
+            downloaded.push(vec![ids.value(row).to_string(), names.value(row).to_string()]);
+        }
+    }
+    assert_eq!(downloaded, expected);
     let log = server.log();
     for token in ["r-token", "o-token", "w-token", SECRET] {
         assert!(!log.contains(token), "the server log holds '{token}'");
