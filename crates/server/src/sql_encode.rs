@@ -5,6 +5,9 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use axum::body::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
 use silt_sql::{OutputFormat, SqlError};
 
 use crate::error::ApiError;
@@ -20,6 +23,8 @@ pub enum ResultFormat {
     Csv,
     /// Arrow IPC stream.
     Arrow,
+    /// A Parquet file (Snappy), written row group by row group.
+    Parquet,
 }
 
 impl ResultFormat {
@@ -38,12 +43,13 @@ impl ResultFormat {
                 }
                 "text/csv" | "text/*" => return Ok(ResultFormat::Csv),
                 "application/vnd.apache.arrow.stream" => return Ok(ResultFormat::Arrow),
+                "application/vnd.apache.parquet" => return Ok(ResultFormat::Parquet),
                 _ => {}
             }
         }
         Err(ApiError::invalid(format!(
-            "cannot answer in '{accept}': accept application/json, application/x-ndjson, text/csv or \
-             application/vnd.apache.arrow.stream"
+            "cannot answer in '{accept}': accept application/json, application/x-ndjson, text/csv, \
+             application/vnd.apache.arrow.stream or application/vnd.apache.parquet"
         )))
     }
 
@@ -54,6 +60,7 @@ impl ResultFormat {
             ResultFormat::Ndjson => "application/x-ndjson",
             ResultFormat::Csv => "text/csv; charset=utf-8",
             ResultFormat::Arrow => "application/vnd.apache.arrow.stream",
+            ResultFormat::Parquet => "application/vnd.apache.parquet",
         }
     }
 }
@@ -66,7 +73,12 @@ pub struct Encoder {
     rows: u64,
     truncated: bool,
     arrow: Option<StreamWriter<Vec<u8>>>,
+    parquet: Option<ArrowWriter<Vec<u8>>>,
 }
+
+/// A Parquet answer's row group is closed (and sent) once this much is
+/// buffered, so a large result never sits whole in server memory.
+const PARQUET_ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
 
 impl Encoder {
     /// An encoder for `schema` that emits at most `max_rows` rows.
@@ -78,6 +90,7 @@ impl Encoder {
             rows: 0,
             truncated: false,
             arrow: None,
+            parquet: None,
         }
     }
 
@@ -103,6 +116,15 @@ impl Encoder {
                 )?))
             }
             ResultFormat::Ndjson => Ok(Bytes::new()),
+            ResultFormat::Parquet => {
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                let writer = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(properties))
+                    .map_err(encode_error)?;
+                self.parquet = Some(writer);
+                Ok(self.take_parquet())
+            }
             ResultFormat::Arrow => {
                 let writer = StreamWriter::try_new(Vec::new(), &self.schema).map_err(encode_error)?;
                 self.arrow = Some(writer);
@@ -115,6 +137,16 @@ impl Encoder {
         self.arrow
             .as_mut()
             .map(|w| Bytes::from(std::mem::take(w.get_mut())))
+            .unwrap_or_default()
+    }
+
+    /// The bytes the Parquet writer has passed down so far. Taking them out
+    /// of its `Vec` is safe: the writer counts offsets itself, and what it
+    /// still buffers is appended after them.
+    fn take_parquet(&mut self) -> Bytes {
+        self.parquet
+            .as_mut()
+            .map(|w| Bytes::from(std::mem::take(w.inner_mut())))
             .unwrap_or_default()
     }
 
@@ -173,6 +205,15 @@ impl Encoder {
                 }
                 Ok(self.take_arrow())
             }
+            ResultFormat::Parquet => {
+                if let Some(writer) = self.parquet.as_mut() {
+                    writer.write(&batch).map_err(encode_error)?;
+                    if writer.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
+                        writer.flush().map_err(encode_error)?;
+                    }
+                }
+                Ok(self.take_parquet())
+            }
         }
     }
 
@@ -186,6 +227,12 @@ impl Encoder {
                 }
                 Ok(self.take_arrow())
             }
+            ResultFormat::Parquet => {
+                if let Some(writer) = self.parquet.as_mut() {
+                    writer.finish().map_err(std::io::Error::other)?;
+                }
+                Ok(self.take_parquet())
+            }
             ResultFormat::Csv | ResultFormat::Ndjson => Ok(Bytes::new()),
         }
     }
@@ -193,4 +240,77 @@ impl Encoder {
 
 fn encode_error(e: impl ToString) -> SqlError {
     SqlError::Execution(format!("cannot encode result: {}", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+
+    fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
+        let ids: Vec<i64> = (from..from + rows).collect();
+        let names: Vec<String> = ids.iter().map(|i| format!("name-{i}")).collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .expect("batch")
+    }
+
+    /// The chunks of a Parquet answer, joined, are one readable file with
+    /// every row up to the cap.
+    #[test]
+    fn parquet_answers_stream_one_readable_file_cut_at_the_row_cap() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        assert_eq!(
+            ResultFormat::from_accept(Some("application/vnd.apache.parquet")).expect("parquet"),
+            ResultFormat::Parquet
+        );
+        let mut encoder = Encoder::new(ResultFormat::Parquet, schema.clone(), 250);
+        let mut file = encoder.start().expect("start").to_vec();
+        for n in 0..3 {
+            file.extend_from_slice(&encoder.batch(&batch(&schema, n * 100, 100)).expect("batch"));
+        }
+        file.extend_from_slice(&encoder.finish().expect("finish"));
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file))
+            .expect("a parquet file")
+            .build()
+            .expect("reader");
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("rows");
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("ids")
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(ids, (0..250).collect::<Vec<i64>>());
+        assert_eq!(batches[0].schema().field(1).name(), "name");
+    }
+
+    #[test]
+    fn an_empty_parquet_answer_is_a_file_with_the_schema() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let mut encoder = Encoder::new(ResultFormat::Parquet, schema, 10);
+        let mut file = encoder.start().expect("start").to_vec();
+        file.extend_from_slice(&encoder.finish().expect("finish"));
+        let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).expect("a parquet file");
+        assert_eq!(builder.schema().field(0).name(), "id");
+        assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
+    }
 }

@@ -1,6 +1,7 @@
 //! The axum HTTP API: routes, shared state, and the body/auth helpers every
 //! handler uses.
 
+mod console;
 mod erasures;
 mod ops;
 mod rows;
@@ -23,7 +24,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 pub use erasures::{ErasureAccepted, ErasureList, ErasureState, ErasureStatus};
-pub use ops::ApiDoc;
+pub use ops::{ApiDoc, WhoAmI};
 pub use rows::IngestAnswer;
 pub use sql::SqlRequest;
 pub use tables::{ColumnSpec, CreateTable, History, TableInfo, TableList};
@@ -75,6 +76,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/erasures", post(erasures::create).get(erasures::list))
         .route("/v1/erasures/{id}", get(erasures::get))
         .route("/v1/dead-letters", get(ops::dead_letters))
+        .route("/v1/whoami", get(ops::whoami))
+        // The web console's assets (no token: they hold no data).
+        .route("/ui", get(console::root))
+        .route("/ui/", get(console::index))
+        .route("/ui/{file}", get(console::file))
         .fallback(ops::not_found)
         // Bodies are read with our own limit so the 413 is problem+json.
         .layer(DefaultBodyLimit::disable())

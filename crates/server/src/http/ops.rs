@@ -1,5 +1,6 @@
 //! Operational routes: `/healthz`, `/metrics`, `/openapi.json`,
-//! `/v1/dead-letters`, and the problem+json 404 for unknown paths.
+//! `/v1/whoami`, `/v1/dead-letters`, and the problem+json 404 for unknown
+//! paths.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -25,6 +26,7 @@ use crate::error::ApiError;
     paths(
         healthz,
         metrics,
+        whoami,
         dead_letters,
         super::tables::create,
         super::tables::list,
@@ -78,6 +80,30 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// `GET /v1/whoami` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// The caller's role: `reader`, `writer` or `operator`.
+    pub role: String,
+    /// Whether the server checks tokens at all (false: loopback-only mode,
+    /// where every caller is an operator).
+    pub tokens_configured: bool,
+}
+
+/// The role of the caller's bearer token. The web console asks this at
+/// login to check the token and to show only the pages the role may use.
+#[utoipa::path(get, path = "/v1/whoami",
+    responses((status = 200, body = WhoAmI),
+              (status = 401, description = "no valid token", body = crate::error::Problem, content_type = "application/problem+json")),
+    tag = "ops")]
+pub async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<WhoAmI>, ApiError> {
+    let role = state.authenticate(&headers)?;
+    Ok(Json(WhoAmI {
+        role: role.as_str().to_string(),
+        tokens_configured: state.auth.enabled(),
+    }))
 }
 
 /// Most dead letters one `GET /v1/dead-letters` answers.

@@ -57,8 +57,9 @@ fn scalar(index: usize, value: &serde_json::Value) -> Result<ScalarValue, ApiErr
 ///
 /// SELECT/EXPLAIN/SHOW need the reader role, INSERT/UPDATE/DELETE/MERGE the
 /// writer role, anything else the operator role. `Accept` picks the format:
-/// `application/json` (default), `application/x-ndjson`, `text/csv` or
-/// `application/vnd.apache.arrow.stream`. The `Silt-Row-Cap` header gives the
+/// `application/json` (default), `application/x-ndjson`, `text/csv`,
+/// `application/vnd.apache.arrow.stream` or `application/vnd.apache.parquet`
+/// (a Parquet file, sent row group by row group). The `Silt-Row-Cap` header gives the
 /// row cap applied; JSON answers also say `"truncated"`.
 #[utoipa::path(post, path = "/v1/sql", request_body = SqlRequest,
     responses(
