@@ -361,6 +361,9 @@ impl Table {
         mode: WriteMode,
         options: CommitOptions,
     ) -> Result<u64> {
+        // Named, value-free refusal before anything is written (deltalake's
+        // own check would quote the offending rows).
+        self.check_rows(&batches)?;
         let _gate = self.write_gate().await;
         let txns = txn_actions(&options.transactions);
         let mut metadata = options.metadata;
