@@ -7,6 +7,7 @@ mod server;
 mod cdc;
 mod cli_ingest;
 mod cli_server;
+mod constraints;
 mod dml_concurrency;
 mod erasure;
 mod error_contract;
