@@ -13,6 +13,8 @@
 //!   `silt.erasure.subject_columns`);
 //! - its commit uses the hot-path settings of [`commit_properties`] (no
 //!   expired-log listing on every commit);
+//! - its new rows are checked against the table's NOT NULL columns and CHECK
+//!   constraints, a violation named (see `constraints.rs`);
 //! - its errors are classified once, by type ([`crate::TableError::operation`]).
 //!
 //! ```no_run
