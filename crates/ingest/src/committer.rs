@@ -311,6 +311,23 @@ impl Committer {
                         }
                     }
                 }
+                Err(error @ TableError::ConstraintViolated { .. }) => {
+                    // Nothing was committed. Alone, the request gets the
+                    // violation; in a group (upserts, whose rows only the
+                    // MERGE checks), each request is committed on its own
+                    // so that only the violating ones fail.
+                    if group.len() == 1 {
+                        if let Some(submission) = group.pop() {
+                            let _ = submission.reply.send(Err(IngestError::Table(error)));
+                        }
+                        return;
+                    }
+                    tracing::info!(table = %name, requests = group.len(), "a constraint refused the group; committing its requests one by one");
+                    for submission in group {
+                        Box::pin(self.commit_group(vec![submission])).await;
+                    }
+                    return;
+                }
                 Err(error) => {
                     // Not a conflict: retrying would only write the data
                     // files again (each attempt leaves its files behind).
@@ -397,10 +414,21 @@ impl Committer {
             Some(IngestMode::Upsert(upsert)) => (Arc::new(upsert.input_schema(&schema)), false),
             _ => group_schema(&schema, &group),
         };
+        let appends = !matches!(group.first().map(|s| &s.mode), Some(IngestMode::Upsert(_)));
         let mut aligned = Vec::with_capacity(group.len());
         for mut submission in group.drain(..) {
             match align_all(&submission.batches, &target) {
                 Ok(batches) => {
+                    // A request whose rows violate a NOT NULL column or a
+                    // CHECK constraint fails alone (422 naming it); the
+                    // others of the group still commit. Checked here, on
+                    // the table as it is now: a constraint added while the
+                    // rows were queued counts. (Upserts are checked by
+                    // their MERGE; see commit_group.)
+                    if appends && let Err(error) = self.table.check_rows(&batches) {
+                        let _ = submission.reply.send(Err(IngestError::Table(error)));
+                        continue;
+                    }
                     submission.batches = batches;
                     aligned.push(submission);
                 }

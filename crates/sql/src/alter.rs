@@ -1,4 +1,6 @@
-//! `ALTER TABLE … ADD COLUMN[S]` and `ALTER TABLE … SET TBLPROPERTIES`.
+//! `ALTER TABLE … ADD COLUMN[S]`, `ALTER TABLE … SET TBLPROPERTIES` and
+//! `ALTER TABLE … ADD CONSTRAINT name CHECK (…)` / `DROP CONSTRAINT [IF
+//! EXISTS] name` (Delta's `delta.constraints.*`).
 //!
 //! sqlparser reads `ADD COLUMN c T` (one or several, comma-separated) and
 //! `SET TBLPROPERTIES`; the Databricks list form `ADD COLUMNS (c T, …)` is
@@ -7,7 +9,7 @@
 use std::collections::HashMap;
 
 use arrow::datatypes::{Field, Schema};
-use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ColumnDef};
+use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ColumnDef, TableConstraint};
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use silt_table::Warehouse;
@@ -25,6 +27,18 @@ pub(crate) enum Alter {
         table: String,
         properties: HashMap<String, String>,
     },
+    /// Add a CHECK constraint; refused when a row of the table violates it.
+    AddConstraint {
+        table: String,
+        name: String,
+        expression: String,
+    },
+    /// Drop a CHECK constraint.
+    DropConstraint {
+        table: String,
+        name: String,
+        if_exists: bool,
+    },
 }
 
 impl Alter {
@@ -39,6 +53,40 @@ impl Alter {
                 table,
                 properties: property_map(table_properties)?,
             }),
+            [
+                AlterTableOperation::AddConstraint {
+                    constraint,
+                    not_valid,
+                },
+            ] => match constraint {
+                TableConstraint::Check(check) if !not_valid && check.enforced != Some(false) => {
+                    let Some(name) = &check.name else {
+                        return Err(SqlError::Invalid(format!(
+                            "ALTER TABLE {table} ADD CONSTRAINT needs a name: ADD CONSTRAINT name CHECK (…)"
+                        )));
+                    };
+                    Ok(Alter::AddConstraint {
+                        name: silt_table::validate_constraint_name(&table, &name.value)?,
+                        expression: check.expr.to_string(),
+                        table,
+                    })
+                }
+                other => Err(SqlError::Invalid(format!(
+                    "ALTER TABLE {table} ADD {other} is not supported: silt adds CHECK constraints only \
+                     (it does not enforce keys, NOT VALID or NOT ENFORCED constraints)"
+                ))),
+            },
+            [
+                AlterTableOperation::DropConstraint {
+                    if_exists,
+                    name,
+                    drop_behavior: None,
+                },
+            ] => Ok(Alter::DropConstraint {
+                name: silt_table::validate_constraint_name(&table, &name.value)?,
+                if_exists: *if_exists,
+                table,
+            }),
             operations if !operations.is_empty() => {
                 let mut columns = Vec::new();
                 for operation in operations {
@@ -50,7 +98,8 @@ impl Alter {
                         } => columns.push(column_def.clone()),
                         other => {
                             return Err(SqlError::Unsupported(format!(
-                                "ALTER TABLE {table} {other}; silt supports ADD COLUMN[S] and SET TBLPROPERTIES"
+                                "ALTER TABLE {table} {other}; silt supports ADD COLUMN[S], SET TBLPROPERTIES, \
+                                 ADD CONSTRAINT … CHECK and DROP CONSTRAINT, one per statement"
                             )));
                         }
                     }
@@ -63,6 +112,16 @@ impl Alter {
         }
     }
 
+    /// The table the statement changes.
+    pub(crate) fn table(&self) -> &str {
+        match self {
+            Alter::AddColumns { table, .. }
+            | Alter::SetProperties { table, .. }
+            | Alter::AddConstraint { table, .. }
+            | Alter::DropConstraint { table, .. } => table,
+        }
+    }
+
     /// Runs the change; returns the table and its new version.
     pub(crate) async fn run(self, warehouse: &Warehouse) -> Result<(String, u64)> {
         match self {
@@ -71,8 +130,35 @@ impl Alter {
                 let mut handle = warehouse.table(&table).await?;
                 // silt.* keys are allowed: set_properties does not insist
                 // on properties deltalake knows.
+                if properties
+                    .keys()
+                    .any(|k| k.starts_with(silt_table::CONSTRAINT_PREFIX))
+                {
+                    return Err(SqlError::Invalid(format!(
+                        "ALTER TABLE {table} SET TBLPROPERTIES cannot set a delta.constraints.* property: \
+                         use ALTER TABLE {table} ADD CONSTRAINT name CHECK (…), which checks the rows"
+                    )));
+                }
                 let version = handle.set_properties(properties).await?;
                 Ok((table, version))
+            }
+            Alter::AddConstraint {
+                table,
+                name,
+                expression,
+            } => {
+                let handle = warehouse.table(&table).await?;
+                let altered = handle.change().add_constraint(&name, &expression).await?;
+                Ok((table, altered.version()))
+            }
+            Alter::DropConstraint {
+                table,
+                name,
+                if_exists,
+            } => {
+                let handle = warehouse.table(&table).await?;
+                let altered = handle.change().drop_constraint(&name, if_exists).await?;
+                Ok((table, altered.version()))
             }
         }
     }

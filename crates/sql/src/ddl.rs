@@ -71,6 +71,18 @@ pub(crate) fn refuse_ignored_clauses(create: &CreateTable) -> Result<()> {
     } else {
         None
     };
+    if create.comment.is_some() {
+        return Err(SqlError::Invalid(
+            "a table COMMENT is not supported yet: create the table without it".to_string(),
+        ));
+    }
+    if create.query.is_some() && !create.constraints.is_empty() {
+        return Err(SqlError::Invalid(
+            "a constraint in CREATE TABLE … AS SELECT is not supported: create the table, \
+             then ALTER TABLE … ADD CONSTRAINT name CHECK (…)"
+                .to_string(),
+        ));
+    }
     match refused {
         Some(clause) => Err(SqlError::Invalid(format!(
             "{clause} is not supported: silt tables live in the warehouse as <warehouse>/<table>; \
@@ -83,7 +95,16 @@ pub(crate) fn refuse_ignored_clauses(create: &CreateTable) -> Result<()> {
 /// The spec of `CREATE TABLE name (cols) [PARTITIONED BY (..)] [TBLPROPERTIES (..)]`.
 pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSpec)> {
     let name = table_name(&create.name)?;
-    let mut fields: Vec<Field> = create.columns.iter().map(column_field).collect::<Result<_>>()?;
+    let mut checks = Vec::new();
+    let mut fields = Vec::with_capacity(create.columns.len());
+    for column in &create.columns {
+        let (plain, column_checks) = split_checks(column);
+        fields.push(column_field(&plain)?);
+        checks.extend(column_checks);
+    }
+    for (index, constraint) in create.constraints.iter().enumerate() {
+        checks.push(table_check(&name, constraint, index + 1)?);
+    }
     let mut partition_columns = Vec::new();
     if let HiveDistributionStyle::PARTITIONED { columns } = &create.hive_distribution {
         for column in columns {
@@ -100,13 +121,98 @@ pub(crate) fn create_table_spec(create: &CreateTable) -> Result<(String, TableSp
             partition_columns.push(column_name);
         }
     }
+    let mut properties = create_properties(create)?;
+    for (constraint, expression) in checks {
+        let constraint = silt_table::validate_constraint_name(&name, &constraint)?;
+        let key = format!("{}{constraint}", silt_table::CONSTRAINT_PREFIX);
+        if properties.insert(key, expression).is_some() {
+            return Err(SqlError::Invalid(format!(
+                "table '{name}' has two constraints named '{constraint}'; rename one"
+            )));
+        }
+    }
     let spec = TableSpec {
         schema: Arc::new(Schema::new(fields)),
         partition_columns,
-        properties: create_properties(create)?,
+        properties,
         if_not_exists: create.if_not_exists,
     };
     Ok((name, spec))
+}
+
+/// `column` without its `CHECK (…)` options, and those checks as (name,
+/// expression): an unnamed one is called `<column>_check`, as Postgres
+/// does.
+fn split_checks(column: &ColumnDef) -> (ColumnDef, Vec<(String, String)>) {
+    let mut plain = column.clone();
+    let mut checks = Vec::new();
+    plain.options.retain(|option| match &option.option {
+        ColumnOption::Check(check) => {
+            let name = option
+                .name
+                .as_ref()
+                .or(check.name.as_ref())
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| format!("{}_check", column.name.value));
+            checks.push((name, check.expr.to_string()));
+            false
+        }
+        _ => true,
+    });
+    (plain, checks)
+}
+
+/// A table-level constraint of CREATE TABLE: only `[CONSTRAINT name]
+/// CHECK (…)` is honoured (an unnamed one is called `check_<n>`); keys and
+/// indexes are refused, since silt would not enforce them.
+fn table_check(
+    table: &str,
+    constraint: &datafusion::sql::sqlparser::ast::TableConstraint,
+    position: usize,
+) -> Result<(String, String)> {
+    use datafusion::sql::sqlparser::ast::TableConstraint;
+    match constraint {
+        TableConstraint::Check(check) => {
+            let name = check
+                .name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_else(|| format!("check_{position}"));
+            Ok((name, check.expr.to_string()))
+        }
+        other => Err(SqlError::Invalid(format!(
+            "constraint '{other}' of table '{table}' is not supported: silt does not enforce PRIMARY KEY, UNIQUE, FOREIGN KEY or indexes, \
+             so it does not accept them; use CHECK constraints and NOT NULL columns"
+        ))),
+    }
+}
+
+/// Column options silt honours: `NULL`, `NOT NULL` (and `CHECK`, taken out
+/// by CREATE TABLE before). Anything else is refused by name rather than
+/// accepted and ignored.
+fn refuse_column_options(column: &ColumnDef) -> Result<()> {
+    for option in &column.options {
+        let what = match &option.option {
+            ColumnOption::Null | ColumnOption::NotNull => continue,
+            ColumnOption::Check(_) => "CHECK (here: only in CREATE TABLE; use ALTER TABLE … ADD CONSTRAINT)",
+            ColumnOption::Default(_) => "DEFAULT (column defaults are not supported yet)",
+            ColumnOption::Generated { .. } | ColumnOption::Materialized(_) | ColumnOption::Alias(_) => {
+                "GENERATED ALWAYS AS (generated columns are not supported yet; compute the value in the INSERT)"
+            }
+            ColumnOption::Identity(_) => "an identity column (not supported yet)",
+            ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
+                "PRIMARY KEY / UNIQUE (silt does not enforce keys; use NOT NULL, and MERGE or APPLY CHANGES to keep keys unique)"
+            }
+            ColumnOption::ForeignKey(_) => "REFERENCES (silt does not enforce foreign keys)",
+            ColumnOption::Comment(_) => "COMMENT (column comments are not supported yet)",
+            _ => "this column option (not supported)",
+        };
+        return Err(SqlError::Invalid(format!(
+            "column '{}': not supported: {what}",
+            column.name.value
+        )));
+    }
+    Ok(())
 }
 
 /// The `TBLPROPERTIES (..)` of a CREATE TABLE.
@@ -300,6 +406,7 @@ fn literal_text(value: &Expr) -> Result<String> {
 }
 
 pub(crate) fn column_field(column: &ColumnDef) -> Result<Field> {
+    refuse_column_options(column)?;
     let data_type = arrow_type(&column.data_type)
         .map_err(|reason| SqlError::Invalid(format!("column '{}': {reason}", column.name.value)))?;
     let not_null = column

@@ -19,7 +19,6 @@ use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
 use silt_table::Warehouse;
 
 use crate::access::{Access, script_access};
-use crate::alter::Alter;
 use crate::catalog::{StatementSchema, statement_catalogs};
 use crate::cooperative::CooperativeJoins;
 use crate::ddl::{create_table_spec, table_name};
@@ -237,8 +236,10 @@ impl Engine {
                     }
                     _ => {}
                 },
-                Parsed::Alter(Alter::AddColumns { table, .. } | Alter::SetProperties { table, .. })
-                | Parsed::Maintenance(Maintenance::Restore { table, .. }) => {
+                Parsed::Alter(alter) => {
+                    changed.insert(alter.table().to_string());
+                }
+                Parsed::Maintenance(Maintenance::Restore { table, .. }) => {
                     changed.insert(table.clone());
                 }
                 Parsed::Apply(apply) if !changed.contains(&apply.target) => {

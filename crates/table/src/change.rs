@@ -13,6 +13,8 @@
 //!   `silt.erasure.subject_columns`);
 //! - its commit uses the hot-path settings of [`commit_properties`] (no
 //!   expired-log listing on every commit);
+//! - its new rows are checked against the table's NOT NULL columns and CHECK
+//!   constraints, a violation named (see `constraints.rs`);
 //! - its errors are classified once, by type ([`crate::TableError::operation`]).
 //!
 //! ```no_run
@@ -26,10 +28,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use deltalake::datafusion::common::Column;
+use deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
+use deltalake::datafusion::common::{Column, ScalarValue};
 use deltalake::datafusion::execution::SessionStateBuilder;
 use deltalake::datafusion::execution::context::SessionState;
-use deltalake::datafusion::logical_expr::{Expr, LogicalPlan};
+use deltalake::datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use deltalake::datafusion::prelude::DataFrame;
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -39,6 +42,8 @@ use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, FilterLiteral};
 
+use crate::Violation;
+use crate::constraints::Enforcer;
 use crate::error::{Result, TableError};
 use crate::{ExclusiveWriteGuard, Table, WriteMode};
 
@@ -225,6 +230,8 @@ impl<'a> Change<'a> {
                     .collect(),
             );
         }
+        let enforcer = crate::constraints::Enforcer::new();
+        let plan = self.enforce_plan(plan, &enforcer)?;
         let _gate = self.gate(false).await;
         let mut delta = self.delta();
         delta
@@ -242,7 +249,7 @@ impl<'a> Change<'a> {
         }
         let written = builder
             .await
-            .map_err(|e| TableError::operation("INSERT", self.name(), e))?;
+            .map_err(|e| enforcer.classify("INSERT", self.name(), e))?;
         let after = self.done(written);
         // deltalake reports the row count only in the commit's metrics.
         let rows = after
@@ -299,13 +306,16 @@ impl<'a> Change<'a> {
         if let Some(predicate) = predicate {
             builder = builder.with_predicate(predicate);
         }
+        let enforcer = crate::constraints::Enforcer::new();
+        let column = |name: &str| Expr::Column(Column::new_unqualified(name));
+        let sets = self.enforce_sets(sets, &enforcer, &column, false)?;
         for (column, value) in sets {
             builder = builder.with_update(Column::new_unqualified(column), value);
         }
         let _gate = self.gate(false).await;
         let (updated, metrics) = builder
             .await
-            .map_err(|e| TableError::operation("UPDATE", self.name(), e))?;
+            .map_err(|e| enforcer.classify("UPDATE", self.name(), e))?;
         let counts = ChangeCounts {
             updated: metrics.num_updated_rows as u64,
             files_added: metrics.num_added_files as u64,
@@ -324,7 +334,8 @@ impl<'a> Change<'a> {
         target_alias: &str,
         clauses: Vec<MergeClause>,
     ) -> Result<(Table, ChangeCounts)> {
-        let failed = |e| TableError::operation("MERGE", self.name(), e);
+        let enforcer = crate::constraints::Enforcer::new();
+        let failed = |e| enforcer.classify("MERGE", self.name(), e);
         // A source row of an erased subject neither inserts nor updates.
         let source = match crate::suppress::Check::of(self.table)? {
             Some(check) => check.frame(source)?,
@@ -341,6 +352,7 @@ impl<'a> Change<'a> {
             builder = builder.with_session_state(session.clone());
         }
         for clause in clauses {
+            let clause = self.enforce_clause(clause, &enforcer, target_alias)?;
             builder = match clause {
                 MergeClause::MatchedUpdate(predicate, sets) => builder.when_matched_update(|mut u| {
                     if let Some(p) = predicate {
@@ -523,6 +535,91 @@ impl<'a> Change<'a> {
         Ok(self.done(altered))
     }
 
+    /// `ALTER TABLE … ADD CONSTRAINT name CHECK (expression)` (deltalake's
+    /// add-constraint operation: it scans every row and commits the
+    /// `delta.constraints.<name>` property with writer version 3 or the
+    /// `checkConstraints` feature). Refused when the expression does not
+    /// plan as a boolean over the table's columns, when the name is taken,
+    /// or when an existing row violates it (then nothing is committed).
+    /// Holds the write gate alone, so no writer of this process adds a
+    /// violating row between the scan and the commit.
+    pub async fn add_constraint(self, name: &str, expression: &str) -> Result<Table> {
+        let name = crate::validate_constraint_name(self.name(), name)?;
+        if self.table.check_constraints()?.iter().any(|c| c.name == name) {
+            return Err(TableError::InvalidDefinition {
+                table: self.name().to_string(),
+                reason: format!("a constraint named '{name}' exists; drop it first"),
+            });
+        }
+        let constraint = crate::CheckConstraint {
+            name: name.clone(),
+            expression: expression.to_string(),
+        };
+        let schema = self.table.schema()?;
+        let df_schema = deltalake::datafusion::common::DFSchema::try_from(schema.as_ref().clone())
+            .map_err(|e| TableError::operation("ALTER TABLE", self.name(), e.into()))?;
+        let session = SessionStateBuilder::new().with_default_features().build();
+        crate::constraints::plan_check(self.name(), &constraint, &df_schema, &session)?;
+        let _gate = self.gate(true).await;
+        let added = self
+            .delta()
+            .add_constraint()
+            .with_constraint(name.clone(), expression.to_string())
+            .with_commit_properties(self.props())
+            .await;
+        match added {
+            Ok(added) => Ok(self.done(added)),
+            // deltalake's refusal quotes the violating rows as text; ask
+            // the rows ourselves which it was.
+            Err(error) => match self.table.violates(&constraint).await {
+                Ok(true) => Err(TableError::ConstraintViolated {
+                    table: self.name().to_string(),
+                    violation: Violation::Check(name),
+                }),
+                // The expression planned above, so a generic failure is
+                // deltalake's SQL formatter, which knows fewer functions
+                // than its parser (e.g. not `length`).
+                _ => match error {
+                    deltalake::DeltaTableError::Generic(reason) => Err(TableError::InvalidDefinition {
+                        table: self.name().to_string(),
+                        reason: format!(
+                            "CHECK constraint '{name}' ({expression}) cannot be stored: {reason}; \
+                             write it with comparisons, AND/OR/NOT, IS [NOT] NULL, IN, BETWEEN, LIKE, CASE and casts"
+                        ),
+                    }),
+                    error => Err(TableError::operation("ALTER TABLE", self.name(), error)),
+                },
+            },
+        }
+    }
+
+    /// `ALTER TABLE … DROP CONSTRAINT [IF EXISTS] name`. Without
+    /// `if_exists`, an unknown name is refused; with it, nothing is
+    /// committed and the table is returned as it is.
+    pub async fn drop_constraint(self, name: &str, if_exists: bool) -> Result<Table> {
+        let name = crate::validate_constraint_name(self.name(), name)?;
+        if !self.table.check_constraints()?.iter().any(|c| c.name == name) {
+            if if_exists {
+                return Ok(self.table.clone());
+            }
+            return Err(TableError::InvalidDefinition {
+                table: self.name().to_string(),
+                reason: format!(
+                    "there is no constraint named '{name}' (DROP CONSTRAINT IF EXISTS ignores that)"
+                ),
+            });
+        }
+        let _gate = self.gate(false).await;
+        let dropped = self
+            .delta()
+            .drop_constraints()
+            .with_constraint(name)
+            .with_commit_properties(self.props())
+            .await
+            .map_err(|e| TableError::operation("ALTER TABLE", self.name(), e))?;
+        Ok(self.done(dropped))
+    }
+
     /// Commits `actions` (removes and adds of a rewrite whose files were
     /// written with [`Table::file_writer`]) as `operation`, checked against
     /// this handle's snapshot. Returns the new version.
@@ -535,6 +632,141 @@ impl<'a> Change<'a> {
             .await
             .map_err(|e| TableError::operation("COMMIT", self.name(), e))?;
         Ok(committed.version() as u64)
+    }
+}
+
+impl Change<'_> {
+    /// `plan` (an INSERT's rows, the table's columns in order) with the
+    /// table's NOT NULL and CHECK constraints evaluated on its rows by
+    /// `enforcer`, so a violation is reported by name.
+    fn enforce_plan(&self, plan: LogicalPlan, enforcer: &Enforcer) -> Result<LogicalPlan> {
+        let checks = self.table.planned_checks()?;
+        let schema = self.table.schema()?;
+        if checks.is_empty() || plan.schema().fields().len() != schema.fields().len() {
+            // Without checks nothing to name; a plan of other columns is
+            // refused by deltalake's own schema check.
+            return Ok(plan);
+        }
+        let planning = |e| TableError::operation("INSERT", self.name(), e);
+        // DataFusion gives `VALUES` rows the target's nullability, so a
+        // NULL for a NOT NULL column fails there, named `column1`; made
+        // nullable, the row reaches the check below, which names it.
+        let plan = plan
+            .transform_up(|node| match node {
+                LogicalPlan::Values(values) => {
+                    let fields: Vec<_> = values
+                        .schema
+                        .iter()
+                        .map(|(qualifier, field)| {
+                            (
+                                qualifier.cloned(),
+                                Arc::new(field.as_ref().clone().with_nullable(true)),
+                            )
+                        })
+                        .collect();
+                    let schema = deltalake::datafusion::common::DFSchema::new_with_metadata(
+                        fields,
+                        values.schema.metadata().clone(),
+                    )?;
+                    Ok(Transformed::yes(LogicalPlan::Values(
+                        deltalake::datafusion::logical_expr::Values {
+                            schema: Arc::new(schema),
+                            values: values.values,
+                        },
+                    )))
+                }
+                other => other.recompute_schema().map(Transformed::yes),
+            })
+            .map(|t| t.data)
+            .map_err(|e| planning(e.into()))?;
+        let named: Vec<Expr> = plan
+            .schema()
+            .iter()
+            .zip(schema.fields())
+            .map(|(planned, table)| Expr::Column(Column::from(planned)).alias(table.name()))
+            .collect();
+        let columns: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(index, field)| {
+                let column = Expr::Column(Column::new_unqualified(field.name()));
+                if index == 0 {
+                    enforcer.wrap(column, checks.clone()).alias(field.name())
+                } else {
+                    column
+                }
+            })
+            .collect();
+        LogicalPlanBuilder::from(plan)
+            .project(named)
+            .and_then(|b| b.project(columns))
+            .and_then(|b| b.build())
+            .map_err(|e| planning(e.into()))
+    }
+
+    /// UPDATE's (or a MERGE clause's) `sets` with the checks that the new
+    /// values touch evaluated by `enforcer` on each changed row. A column
+    /// not set keeps its value: `unset(c)` says how to read it (the
+    /// target's column, or NULL for an inserted row). With `every`, all
+    /// checks are evaluated (an insert: every column is new).
+    fn enforce_sets(
+        &self,
+        mut sets: Vec<(String, Expr)>,
+        enforcer: &Enforcer,
+        unset: &dyn Fn(&str) -> Expr,
+        every: bool,
+    ) -> Result<Vec<(String, Expr)>> {
+        if sets.is_empty() {
+            return Ok(sets);
+        }
+        let values: HashMap<String, Expr> = sets.iter().cloned().collect();
+        let checks: Vec<(Violation, Expr)> = self
+            .table
+            .planned_checks()?
+            .into_iter()
+            .filter(|(_, check)| every || check.column_refs().iter().any(|c| values.contains_key(&c.name)))
+            .map(|(violation, check)| {
+                let value = |name: &str| values.get(name).cloned().unwrap_or_else(|| unset(name));
+                (violation, crate::constraints::substitute(check, &value))
+            })
+            .collect();
+        if let Some((_, first)) = sets.first_mut() {
+            *first = enforcer.wrap(first.clone(), checks);
+        }
+        Ok(sets)
+    }
+
+    /// A MERGE clause with its new rows checked (see [`Change::enforce_sets`]).
+    fn enforce_clause(
+        &self,
+        clause: MergeClause,
+        enforcer: &Enforcer,
+        target_alias: &str,
+    ) -> Result<MergeClause> {
+        let target = |name: &str| Expr::Column(Column::new(Some(target_alias), name));
+        // An inserted row's unset column is NULL of the column's type (an
+        // untyped NULL would not compare with it).
+        let schema = self.table.schema()?;
+        let null = |name: &str| {
+            let typed = schema
+                .field_with_name(name)
+                .ok()
+                .and_then(|f| ScalarValue::try_from(f.data_type()).ok());
+            Expr::Literal(typed.unwrap_or(ScalarValue::Null), None)
+        };
+        Ok(match clause {
+            MergeClause::MatchedUpdate(p, sets) => {
+                MergeClause::MatchedUpdate(p, self.enforce_sets(sets, enforcer, &target, false)?)
+            }
+            MergeClause::SourceUpdate(p, sets) => {
+                MergeClause::SourceUpdate(p, self.enforce_sets(sets, enforcer, &target, false)?)
+            }
+            MergeClause::Insert(p, sets) => {
+                MergeClause::Insert(p, self.enforce_sets(sets, enforcer, &null, true)?)
+            }
+            other => other,
+        })
     }
 }
 

@@ -107,6 +107,15 @@ pub enum TableError {
         /// What is wrong, without row values.
         reason: String,
     },
+    /// A row violates a CHECK constraint or has a NULL in a NOT NULL
+    /// column; nothing was written. Names the constraint, never the row.
+    #[error("rows violate {violation} of table '{table}'; nothing was written")]
+    ConstraintViolated {
+        /// Table name.
+        table: String,
+        /// The constraint or column.
+        violation: crate::Violation,
+    },
     /// Anything else from delta-rs or storage, with the table it concerned.
     #[error("table '{table}': {source}")]
     Delta {
@@ -135,6 +144,7 @@ impl TableError {
             | TableError::VersionNotFound { .. }
             | TableError::FilesVacuumed { .. } => ErrorKind::NotFound,
             TableError::Rejected { .. } => ErrorKind::InvalidInput,
+            TableError::ConstraintViolated { .. } => ErrorKind::InvalidRows,
             TableError::TimestampTooEarly { .. } => ErrorKind::NotFound,
             TableError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             TableError::InvalidName(_)

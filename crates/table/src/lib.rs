@@ -31,6 +31,7 @@
 mod cast;
 mod cdc;
 mod change;
+mod constraints;
 mod error;
 mod gate;
 mod identity;
@@ -47,6 +48,9 @@ pub use cast::{CastError, cast_to_schema};
 pub use cdc::{ApplyChanges, ApplyCounts, DEFAULT_TOMBSTONE_RETENTION_HOURS, TOMBSTONE_RETENTION_PROPERTY};
 pub use change::{
     Change, ChangeCounts, MergeClause, OptimizeMetrics, RestoreMetrics, VacuumSpec, commit_properties,
+};
+pub use constraints::{
+    CONSTRAINT_PREFIX, CheckConstraint, Violation, constraints_of, validate_constraint_name,
 };
 pub use error::{Result, TableError};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};

@@ -361,6 +361,9 @@ impl Table {
         mode: WriteMode,
         options: CommitOptions,
     ) -> Result<u64> {
+        // Named, value-free refusal before anything is written (deltalake's
+        // own check would quote the offending rows).
+        self.check_rows(&batches)?;
         let _gate = self.write_gate().await;
         // Rows of erased subjects are never stored (see `suppress.rs`).
         let batches = match crate::suppress::Check::of(self)? {

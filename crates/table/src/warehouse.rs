@@ -28,6 +28,9 @@ pub struct TableSpec {
     pub if_not_exists: bool,
 }
 
+/// The table property that raises the Delta writer protocol version.
+const MIN_WRITER_VERSION: &str = "delta.minWriterVersion";
+
 /// A root directory or object-store URL holding tables at `<root>/<name>/`.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
@@ -247,6 +250,16 @@ impl Warehouse {
             ));
         }
         let schema = crate::types::delta_compatible_schema(&spec.schema).map_err(invalid)?;
+        let mut properties = spec.properties.clone();
+        crate::constraints::validate_constraints(name, &schema, &properties)?;
+        if properties.keys().any(|k| k.starts_with(crate::CONSTRAINT_PREFIX))
+            && !properties.contains_key(MIN_WRITER_VERSION)
+        {
+            // Delta's CHECK constraints need writer version 3 (or the
+            // checkConstraints feature, which deltalake adds when the
+            // table is on writer version 7 anyway).
+            properties.insert(MIN_WRITER_VERSION.to_string(), "3".to_string());
+        }
         let kernel: StructType = schema
             .as_ref()
             .try_into_kernel()
@@ -260,7 +273,7 @@ impl Warehouse {
             .with_table_name(name)
             .with_columns(kernel.fields().cloned())
             .with_partition_columns(spec.partition_columns.clone())
-            .with_configuration(spec.properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
             .with_save_mode(SaveMode::ErrorIfExists)
             // silt.* properties are ours; delta-rs only knows delta.*.
             .with_raise_if_key_not_exists(false)

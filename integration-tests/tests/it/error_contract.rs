@@ -71,6 +71,12 @@ fn cases() -> Vec<(ErrorKind, Probe)> {
             ErrorKind::InvalidInput,
             Probe::Sql("SELECT no_such_column FROM t"),
         ),
+        // A NULL into a NOT NULL column (or a row violating a CHECK
+        // constraint): rows that do not fit, named, nothing committed.
+        (
+            ErrorKind::InvalidRows,
+            Probe::Sql("INSERT INTO t VALUES (NULL, 'x')"),
+        ),
         // Below the default retention (168 hours): refused, a bad value.
         (ErrorKind::InvalidInput, Probe::Sql("VACUUM t RETAIN 0 HOURS")),
         (

@@ -8,6 +8,7 @@ mod cdc;
 mod cli_ingest;
 mod cli_server;
 mod console;
+mod constraints;
 mod dml_concurrency;
 mod erasure;
 mod error_contract;
