@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, SQL logic tests and the
 # integration tests that drive the real `silt` binary and the Python peers.
-# Installs what it needs (Python peers from PyPI, psql from Debian) on a fresh machine.
+# Installs what it needs (Python peers from PyPI, psql and nats-server from
+# Debian) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/silt-target}"
@@ -19,6 +20,9 @@ bash scripts/setup-python.sh
 
 step "psql (scripts/setup-pg-client.sh)"
 bash scripts/setup-pg-client.sh
+
+step "message brokers (scripts/setup-brokers.sh)"
+bash scripts/setup-brokers.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

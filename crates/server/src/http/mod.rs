@@ -4,6 +4,7 @@
 mod erasures;
 mod ops;
 mod rows;
+mod sources;
 mod sql;
 mod tables;
 
@@ -25,6 +26,7 @@ use crate::metrics::Metrics;
 pub use erasures::{ErasureAccepted, ErasureList, ErasureState, ErasureStatus};
 pub use ops::ApiDoc;
 pub use rows::IngestAnswer;
+pub use sources::{SourceInfo, SourceList};
 pub use sql::SqlRequest;
 pub use tables::{ColumnSpec, CreateTable, History, TableInfo, TableList};
 
@@ -45,6 +47,8 @@ pub struct AppState {
     pub sql: crate::sql_service::SqlService,
     /// GDPR/CCPA erasure.
     pub erasure: ErasureState,
+    /// The pull sources (brokers) this server runs.
+    pub sources: Arc<silt_sources::Sources>,
 }
 
 impl AppState {
@@ -75,6 +79,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/erasures", post(erasures::create).get(erasures::list))
         .route("/v1/erasures/{id}", get(erasures::get))
         .route("/v1/dead-letters", get(ops::dead_letters))
+        .route("/v1/sources", get(sources::list))
+        .route("/v1/sources/{name}/pause", post(sources::pause))
+        .route("/v1/sources/{name}/resume", post(sources::resume))
         .fallback(ops::not_found)
         // Bodies are read with our own limit so the 413 is problem+json.
         .layer(DefaultBodyLimit::disable())
