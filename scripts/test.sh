@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit tests, SQL logic tests and the
 # integration tests that drive the real `silt` binary and the Python peers.
-# Installs what it needs (Python peers from PyPI, psql and chromium from Debian,
-# playwright-core from npm) on a fresh machine.
+# Installs what it needs (Python peers from PyPI, psql, chromium and
+# nats-server from Debian, playwright-core from npm) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/silt-target}"
@@ -23,6 +23,8 @@ bash scripts/setup-pg-client.sh
 
 step "chromium + playwright-core (scripts/setup-browser.sh)"
 bash scripts/setup-browser.sh </dev/null
+step "message brokers (scripts/setup-brokers.sh)"
+bash scripts/setup-brokers.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -50,7 +50,7 @@ impl From<silt_ingest::IngestError> for Failure {
 /// unless `RUST_LOG` asks, silt's own info lines for `silt serve`.
 pub fn init_tracing(serving: bool) {
     let default = if serving {
-        "warn,silt=info,silt_server=info,silt_ingest=info,silt_table=info,silt_erasure=info"
+        "warn,silt=info,silt_server=info,silt_ingest=info,silt_table=info,silt_erasure=info,silt_sources=info"
     } else {
         "off"
     };

@@ -67,6 +67,32 @@ pub(crate) struct Submission {
 }
 
 impl Submission {
+    /// An append-or-upsert submission that does not evolve the table, and
+    /// the receiver its answer arrives on.
+    pub(crate) fn new(
+        producer: Option<(String, u64)>,
+        schema: Arc<Schema>,
+        batches: Vec<RecordBatch>,
+        dead_letters: Vec<DeadLetter>,
+        mode: IngestMode,
+        received_at: DateTime<Utc>,
+        bytes: u64,
+    ) -> (Self, oneshot::Receiver<Result<Ack>>) {
+        let (reply, answer) = oneshot::channel();
+        let submission = Self {
+            producer,
+            schema,
+            batches,
+            dead_letters,
+            evolve: false,
+            mode,
+            received_at,
+            bytes,
+            reply,
+        };
+        (submission, answer)
+    }
+
     fn rows(&self) -> u64 {
         self.batches.iter().map(|b| b.num_rows() as u64).sum()
     }

@@ -19,8 +19,12 @@ use crate::policy::DEAD_LETTER_TABLE;
 pub struct DeadLetter {
     /// Why the row was rejected (names row and column, never a value).
     pub reason: String,
-    /// The row as one JSON object, as it was decoded.
+    /// The row as one JSON object, as it was decoded (a source's message:
+    /// its payload as text).
     pub raw: String,
+    /// The row's own position when it differs from its request's sequence
+    /// (a source's message: its stream sequence); `None`: the request's.
+    pub sequence: Option<u64>,
 }
 
 /// Rows of one request split into the ones that fit and the ones that do not.
@@ -67,6 +71,7 @@ pub fn split_rows(input: &Decoded, target: &Arc<Schema>, table: &str) -> Result<
                     .push(DeadLetter {
                         reason: error.to_string(),
                         raw: row_as_json(&one.batches[0])?,
+                        sequence: None,
                     }),
                 Err(other) => return Err(other),
             }
@@ -113,12 +118,9 @@ pub fn dead_letter_batch(origin: &Origin<'_>, letters: &[DeadLetter]) -> Result<
                 .with_timezone("UTC"),
         ),
         Arc::new(StringArray::from(vec![origin.producer; n])),
-        Arc::new(Int64Array::from(vec![
-            origin
-                .sequence
-                .and_then(|s| i64::try_from(s).ok());
-            n
-        ])),
+        Arc::new(Int64Array::from_iter(letters.iter().map(|l| {
+            l.sequence.or(origin.sequence).and_then(|s| i64::try_from(s).ok())
+        }))),
         Arc::new(StringArray::from_iter_values(
             letters.iter().map(|l| l.reason.as_str()),
         )),

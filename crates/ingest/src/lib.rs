@@ -31,6 +31,7 @@ pub mod evolve;
 mod format;
 mod mode;
 pub mod policy;
+mod records;
 mod service;
 
 pub use committer::{Ack, CommitStats};
@@ -40,4 +41,5 @@ pub use error::{IngestError, Result};
 pub use format::Format;
 pub use mode::{DeleteMarker, IngestMode, Upsert};
 pub use policy::Policy;
+pub use records::{Record, RecordFormat, RecordsRequest};
 pub use service::{IngestConfig, IngestObserver, IngestRequest, Ingestor, NoObserver};

@@ -96,7 +96,7 @@ impl Shared {
         }
     }
 
-    fn schema(&self) -> Option<Arc<Schema>> {
+    pub(crate) fn schema(&self) -> Option<Arc<Schema>> {
         self.schema.read().ok().map(|s| s.clone())
     }
 
@@ -329,6 +329,22 @@ impl Ingestor {
             }
         })
         .await?;
+        let (mut submission, answer) =
+            Submission::new(producer, schema, batches, dead_letters, mode, received_at, bytes);
+        submission.evolve = evolve;
+        self.submit(&shared, table, submission, answer).await
+    }
+
+    /// Charges the submission to the table's queue (refusing it when full),
+    /// hands it to the committer and waits for the durable answer.
+    pub(crate) async fn submit(
+        &self,
+        shared: &Shared,
+        table: &str,
+        submission: Submission,
+        answer: oneshot::Receiver<Result<Ack>>,
+    ) -> Result<Ack> {
+        let bytes = submission.bytes;
         if !shared.reserve(bytes, self.config.max_queued_bytes) {
             return Err(IngestError::Overloaded {
                 table: table.to_string(),
@@ -337,18 +353,6 @@ impl Ingestor {
             });
         }
         self.observer.queued(table, shared.queued_bytes());
-        let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            producer,
-            schema,
-            batches,
-            dead_letters,
-            evolve,
-            mode,
-            received_at,
-            bytes,
-            reply,
-        };
         let sent = shared
             .sender
             .lock()
@@ -366,7 +370,7 @@ impl Ingestor {
 
     /// The table's shared state, starting its committer on first use and
     /// creating the table from `create_from`'s inferred schema if asked.
-    async fn table(&self, name: &str, create_from: Option<&Decoded>) -> Result<Arc<Shared>> {
+    pub(crate) async fn table(&self, name: &str, create_from: Option<&Decoded>) -> Result<Arc<Shared>> {
         refuse_internal(name)?;
         silt_table::validate_table_name(name)?;
         if self.closed.load(Ordering::Relaxed) {
@@ -465,7 +469,9 @@ fn evolve_forbidden(table: &str) -> IngestError {
     ))
 }
 
-async fn run_blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| IngestError::Malformed {

@@ -28,6 +28,13 @@ pub struct Config {
     /// Process lifecycle.
     #[serde(default)]
     pub server: ServerSection,
+    /// `[[sources]]` as written; [`Config::parse`] checks them into
+    /// [`Config::sources`] and empties this (it may hold credentials).
+    #[serde(default, rename = "sources")]
+    source_entries: Vec<toml::Table>,
+    /// Pull sources (brokers) feeding tables, checked.
+    #[serde(skip)]
+    pub sources: Vec<silt_sources::SourceConfig>,
 }
 
 /// `[server]`.
@@ -168,7 +175,8 @@ impl Config {
 
     /// Parses TOML text (errors name the key, never a token).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let mut config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        config.sources = silt_sources::parse_sources(&std::mem::take(&mut config.source_entries))?;
         if config.auth.tokens.iter().any(|t| t.token.trim().is_empty()) {
             return Err("auth.tokens: a token must not be empty".into());
         }
@@ -242,6 +250,23 @@ mod schema_tests {
             };
             Config::parse(&format!("[erasure]\n{key} = {value}\n"))
                 .unwrap_or_else(|e| panic!("schema key erasure.{key} refused: {e}"));
+        }
+        let sources = schema["properties"]["sources"]["items"]["properties"]
+            .as_object()
+            .expect("source keys");
+        for key in sources.keys() {
+            // Every key the schema names is one the parser knows: adding
+            // it to the example's source with a wrong type must fail on
+            // that key's type, never as an unknown field.
+            let text = format!(
+                "[[sources]]\nname = \"s\"\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nstream = \"S\"\n\
+                 routes = [{{ subject = \"a\", table = \"t\" }}]\n{key} = [[1]]\n"
+            );
+            let error = Config::parse(&text).expect_err("wrong type");
+            assert!(
+                !error.contains("unknown field"),
+                "schema key sources.{key}: {error}"
+            );
         }
         let defaults = IngestSection::default();
         assert_eq!(ingest["max_body_bytes"]["default"], defaults.max_body_bytes);

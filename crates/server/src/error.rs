@@ -129,6 +129,12 @@ impl From<IngestError> for ApiError {
     }
 }
 
+impl From<silt_sources::SourceError> for ApiError {
+    fn from(error: silt_sources::SourceError) -> Self {
+        Self::new(error.kind(), error.to_string())
+    }
+}
+
 impl From<TableError> for ApiError {
     fn from(error: TableError) -> Self {
         Self::new(error.kind(), error.to_string())

@@ -7,9 +7,11 @@
 //! ```text
 //!  HTTP :7070 ── axum router ── auth ──┬─ /v1/tables*        → silt-table
 //!                                      ├─ /v1/erasures*      → silt-erasure (worker task)
+//!                                      ├─ /v1/sources*       → silt-sources (status, pause)
 //!                                      └─ /v1/tables/t/rows  → silt-ingest Ingestor ─┐
 //!  Flight :7071 ── DoPut ── auth ──────────────────────────────────────────────────┤
 //!  Postgres :5433 ── password = token ── SqlService (as /v1/sql and Flight SQL)    │
+//!  [[sources]] ── silt-sources tasks (NATS JetStream) ─────────────────────────────┤
 //!                                        one group committer per table ◀───────────┘
 //! ```
 //!
@@ -176,6 +178,13 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         query_runtime.handle().clone(),
     )
     .with_ingestor(ingestor.clone());
+    // Listeners are bound: the sources start consuming now, and stop
+    // before the ingest service drains.
+    let sources = Arc::new(silt_sources::Sources::start(
+        &config.sources,
+        ingestor.clone(),
+        metrics.clone(),
+    ));
     let state = http::AppState {
         warehouse: warehouse.clone(),
         ingestor: ingestor.clone(),
@@ -184,6 +193,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         max_body_bytes: config.ingest.max_body_bytes,
         sql: sql.clone(),
         erasure: erasure_state,
+        sources: sources.clone(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     // The erasure worker resumes requests a crash left open, then waits for new ones.
@@ -227,8 +237,17 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         tokio::time::sleep(drain).await;
         let _ = drain_tx.send(());
     });
+    let stop_sources = {
+        let sources = sources.clone();
+        let stopped = stopped.clone();
+        async move {
+            wait(stopped).await;
+            sources.shutdown().await;
+        }
+    };
     let servers = async {
-        let (http_result, flight_result) = tokio::join!(async { http_server.await }, flight_server);
+        let (http_result, flight_result, ()) =
+            tokio::join!(async { http_server.await }, flight_server, stop_sources);
         ingestor.shutdown().await;
         (http_result, flight_result)
     };

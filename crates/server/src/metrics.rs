@@ -1,4 +1,5 @@
-//! Prometheus metrics, per table. Labels are table names and fixed reason
+//! Prometheus metrics, per table and per pull source. Labels are table and
+//! source names and fixed reason
 //! words only — never a value from the data or a producer's payload, and
 //! never the name of one of silt's internal tables (`_silt_*`): their
 //! counts are labelled [`INTERNAL_LABEL`].
@@ -8,6 +9,7 @@ use prometheus::{
 };
 use silt_erasure::{ErasureObserver, Status, TableReport};
 use silt_ingest::{CommitStats, IngestObserver};
+use silt_sources::{BatchStats, SourceObserver};
 
 /// The `table` label of silt's internal tables (dead letters, the erasure
 /// ledger), whose names are not shown to metric readers.
@@ -42,6 +44,12 @@ pub struct Metrics {
     erasure_ledger_invalid: IntGaugeVec,
     erasure_retries: IntCounterVec,
     erasure_suppressed: IntCounterVec,
+    source_messages: IntCounterVec,
+    source_rows: IntCounterVec,
+    source_dead_letters: IntCounterVec,
+    source_errors: IntCounterVec,
+    source_lag: IntGaugeVec,
+    source_commit_seconds: HistogramVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -201,6 +209,51 @@ impl Metrics {
                 "rows not stored because they held a subject of an erasure request",
                 &["table"],
             ),
+            source_messages: counter(
+                &registry,
+                "silt_source_messages_total",
+                "messages a pull source took and acknowledged",
+                &["source"],
+            ),
+            source_rows: counter(
+                &registry,
+                "silt_source_rows_total",
+                "rows a pull source committed",
+                &["source", "table"],
+            ),
+            source_dead_letters: counter(
+                &registry,
+                "silt_source_dead_letters_total",
+                "messages a pull source sent to _silt_dead_letters",
+                &["source", "table"],
+            ),
+            source_errors: counter(
+                &registry,
+                "silt_source_errors_total",
+                "failed pull-source sessions, by a fixed error word",
+                &["source", "error"],
+            ),
+            source_lag: {
+                let lag = IntGaugeVec::new(
+                    Opts::new(
+                        "silt_source_lag",
+                        "messages the broker has not delivered to the source yet",
+                    ),
+                    &["source"],
+                )
+                .unwrap_or_else(|e| panic!("metric silt_source_lag: {e}"));
+                registry
+                    .register(Box::new(lag.clone()))
+                    .unwrap_or_else(|e| panic!("metric silt_source_lag: {e}"));
+                lag
+            },
+            source_commit_seconds: histogram_with(
+                &registry,
+                "silt_source_commit_seconds",
+                "from submitting a source batch's share for a table to its durable commit",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                &["source"],
+            ),
             registry,
         }
     }
@@ -257,6 +310,37 @@ impl IngestObserver for Metrics {
         self.queue_bytes
             .with_label_values(&[table])
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+}
+
+// Labels are source names (from the operator's config), route tables
+// (never internal ones: the config refuses them) and fixed error words.
+impl SourceObserver for Metrics {
+    fn committed(&self, source: &str, table: &str, batch: &BatchStats) {
+        let table = table_label(table);
+        self.source_rows
+            .with_label_values(&[source, table])
+            .inc_by(batch.rows);
+        self.source_dead_letters
+            .with_label_values(&[source, table])
+            .inc_by(batch.dead_letters);
+        self.source_commit_seconds
+            .with_label_values(&[source])
+            .observe(batch.seconds);
+    }
+
+    fn acknowledged(&self, source: &str, messages: u64) {
+        self.source_messages.with_label_values(&[source]).inc_by(messages);
+    }
+
+    fn failed(&self, source: &str, error: &str) {
+        self.source_errors.with_label_values(&[source, error]).inc();
+    }
+
+    fn lag(&self, source: &str, lag: u64) {
+        self.source_lag
+            .with_label_values(&[source])
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
     }
 }
 

@@ -24,5 +24,6 @@ mod pg_wire;
 mod readme;
 mod serve_ingest;
 mod serve_sql;
+mod sources_nats;
 mod time_travel;
 mod write_path;

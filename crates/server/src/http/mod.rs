@@ -5,6 +5,7 @@ mod console;
 mod erasures;
 mod ops;
 mod rows;
+mod sources;
 mod sql;
 mod tables;
 
@@ -26,6 +27,7 @@ use crate::metrics::Metrics;
 pub use erasures::{ErasureAccepted, ErasureList, ErasureState, ErasureStatus};
 pub use ops::{ApiDoc, WhoAmI};
 pub use rows::IngestAnswer;
+pub use sources::{SourceInfo, SourceList};
 pub use sql::SqlRequest;
 pub use tables::{ColumnSpec, CreateTable, History, TableInfo, TableList};
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub sql: crate::sql_service::SqlService,
     /// GDPR/CCPA erasure.
     pub erasure: ErasureState,
+    /// The pull sources (brokers) this server runs.
+    pub sources: Arc<silt_sources::Sources>,
 }
 
 impl AppState {
@@ -81,6 +85,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ui", get(console::root))
         .route("/ui/", get(console::index))
         .route("/ui/{file}", get(console::file))
+        .route("/v1/sources", get(sources::list))
+        .route("/v1/sources/{name}/pause", post(sources::pause))
+        .route("/v1/sources/{name}/resume", post(sources::resume))
         .fallback(ops::not_found)
         // Bodies are read with our own limit so the 413 is problem+json.
         .layer(DefaultBodyLimit::disable())

@@ -37,11 +37,14 @@ use crate::error::ApiError;
         super::erasures::create,
         super::erasures::list,
         super::erasures::get,
+        super::sources::list,
+        super::sources::pause,
+        super::sources::resume,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"), (name = "sql", description = "run SQL"), (name = "erasure", description = "GDPR/CCPA erasure with signed certificates"), (name = "ops", description = "health, metrics and dead letters"))
+    tags((name = "tables", description = "create and inspect tables"), (name = "ingest", description = "write rows"), (name = "sql", description = "run SQL"), (name = "erasure", description = "GDPR/CCPA erasure with signed certificates"), (name = "ops", description = "health, metrics and dead letters"), (name = "sources", description = "pull sources (brokers) feeding tables"))
 )]
 pub struct ApiDoc;
 
