@@ -71,6 +71,7 @@ fn scalar(index: usize, value: &serde_json::Value) -> Result<ScalarValue, ApiErr
         (status = 408, description = "statement timeout", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "conflict with a concurrent writer", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "body larger than the limit", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "rows of an INSERT/UPDATE/MERGE/APPLY CHANGES violate a NOT NULL column or a CHECK constraint (named, no value quoted); nothing committed", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "too many statements running for this role", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     tag = "sql")]
