@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{ArrayRef, BooleanArray};
 use arrow::datatypes::DataType;
 use datafusion::common::{Column, Result as DfResult};
 use datafusion::logical_expr::{
@@ -150,29 +150,8 @@ impl SubjectMatch {
 /// so the result has no nulls (a null would make deltalake keep or drop the
 /// row by its own rules).
 pub(crate) fn match_array(subjects: &Subjects, mode: MatchMode, input: &ArrayRef) -> DfResult<BooleanArray> {
-    let hit = |value: &str| subjects.matches(mode, value);
-    fn mark<'a>(values: impl Iterator<Item = Option<&'a str>>, hit: impl Fn(&str) -> bool) -> BooleanArray {
-        values.map(|v| Some(v.is_some_and(&hit))).collect()
-    }
-    Ok(match input.data_type() {
-        DataType::Utf8 => mark(input.as_string::<i32>().iter(), hit),
-        DataType::LargeUtf8 => mark(input.as_string::<i64>().iter(), hit),
-        DataType::Utf8View => mark(input.as_string_view().iter(), hit),
-        // Each distinct value once, then every row by its key.
-        DataType::Dictionary(_, _) => {
-            let dictionary = input.as_any_dictionary();
-            let values = match_array(subjects, mode, dictionary.values())?;
-            let keys = dictionary.normalized_keys();
-            (0..input.len())
-                .map(|i| Some(input.is_valid(i) && values.value(keys[i])))
-                .collect()
-        }
-        // Subject columns may be numbers or dates: compare their text form.
-        _ => {
-            let text = arrow::compute::cast(input, &DataType::Utf8)?;
-            mark(text.as_string::<i32>().iter(), hit)
-        }
-    })
+    let marks = silt_table::text_marks(input, &|value: &str| subjects.matches(mode, value))?;
+    Ok(BooleanArray::from(marks))
 }
 
 /// `silt_erasure_match(c1) OR silt_erasure_match(c2) …` over `columns`.

@@ -121,18 +121,7 @@ impl Check {
     }
 
     fn marks(&self, array: &ArrayRef) -> std::result::Result<Vec<bool>, arrow::error::ArrowError> {
-        let hit = |v: Option<&str>| v.is_some_and(|v| self.suppressor.is_suppressed(&self.table, v));
-        Ok(match array.data_type() {
-            DataType::Utf8 => array.as_string::<i32>().iter().map(hit).collect(),
-            DataType::LargeUtf8 => array.as_string::<i64>().iter().map(hit).collect(),
-            DataType::Utf8View => array.as_string_view().iter().map(hit).collect(),
-            // Numbers, dates, dictionaries: their text form, as the erasure
-            // matches them.
-            _ => {
-                let text = cast(array, &DataType::Utf8)?;
-                text.as_string::<i32>().iter().map(hit).collect()
-            }
-        })
+        text_marks(array, &|v| self.suppressor.is_suppressed(&self.table, v))
     }
 
     /// `batches` without the rows of erased subjects.
@@ -230,6 +219,35 @@ impl Check {
             reason: e.to_string(),
         })
     }
+}
+
+/// For each cell of `array`, whether its text form makes `hit` true (a
+/// null never does): string columns as they are, a dictionary's distinct
+/// values once, anything else (numbers, dates) cast to text. The one
+/// reading of "a cell as text" that suppression and the erasure's matcher
+/// share.
+pub fn text_marks(
+    array: &ArrayRef,
+    hit: &dyn Fn(&str) -> bool,
+) -> std::result::Result<Vec<bool>, arrow::error::ArrowError> {
+    let mark = |v: Option<&str>| v.is_some_and(hit);
+    Ok(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().map(mark).collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().map(mark).collect(),
+        DataType::Utf8View => array.as_string_view().iter().map(mark).collect(),
+        DataType::Dictionary(_, _) => {
+            let dictionary = array.as_any_dictionary();
+            let values = text_marks(dictionary.values(), hit)?;
+            let keys = dictionary.normalized_keys();
+            (0..array.len())
+                .map(|i| array.is_valid(i) && values[keys[i]])
+                .collect()
+        }
+        _ => {
+            let text = cast(array, &DataType::Utf8)?;
+            text.as_string::<i32>().iter().map(mark).collect()
+        }
+    })
 }
 
 /// `silt_erased_subject(c1, …)`: true where any argument is an erased
