@@ -172,9 +172,42 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A test that fails because the server stopped answering is only
+        // diagnosable with the server's side: did it exit (how), and what
+        // did it log last.
+        if std::thread::panicking() {
+            let state = match self.child.try_wait() {
+                Ok(Some(status)) => format!("had exited: {status:?}"),
+                Ok(None) => "was still running".to_string(),
+                Err(e) => format!("state unknown: {e}"),
+            };
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "silt serve (pid {}) {state}; last lines of its log {}:\n{}",
+                self.child.id(),
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An error with its sources ("error sending request: … : connection
+/// refused" or "… operation timed out"): which one tells a crashed server
+/// from a stalled one.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Spawns `silt serve`, reads its listening line and waits for `/healthz`.
@@ -368,14 +401,14 @@ impl Http {
     pub fn get(&self, path: &str) -> Reply {
         let url = self.url(path);
         self.send(self.client.get(&url))
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .unwrap_or_else(|e| panic!("GET {url}: {}", chain(&e)))
     }
 
     /// `POST path` with a JSON body.
     pub fn post_json(&self, path: &str, body: &Value) -> Reply {
         let url = self.url(path);
         self.send(self.client.post(&url).json(body))
-            .unwrap_or_else(|e| panic!("POST {url}: {e}"))
+            .unwrap_or_else(|e| panic!("POST {url}: {}", chain(&e)))
     }
 
     /// `POST path` with raw bytes; transport errors are returned, not panics.
@@ -606,7 +639,10 @@ pub fn send_until_acked(
                 lost = true;
                 backoff
             }
-            Err(e) => panic!("{producer} sequence {sequence}: server {server} did not answer: {e}"),
+            Err(e) => panic!(
+                "{producer} sequence {sequence}: server {server} did not answer: {}",
+                chain(&e)
+            ),
         };
         assert!(
             Instant::now() < deadline,
