@@ -182,6 +182,11 @@ try {
     return commits > before && /^[1-9][0-9.]* rows\/s$|^0\.[0-9]*[1-9][0-9]* rows\/s$/.test(rate) && / ms$/.test(latency);
   }, [config.live_table, commitsBefore], {timeout: 20000});
   check(true, 'rows ingested while the page is open show as rows/s and commit latency');
+  // The queries panel: the statements the SQL page ran, from silt_sql_* metrics.
+  const queryRow = page.locator('table.queries tr[data-kind="query"]');
+  await queryRow.waitFor();
+  check(Number(await queryRow.locator('td[data-metric="statements"]').textContent()) > 0, 'the queries panel counts the queries run');
+  check(Number(await queryRow.locator('td[data-metric="rows-returned"]').textContent()) > 0, 'the queries panel counts the rows returned');
   await page.waitForTimeout(3500); // one more poll, so the sparklines have a slope to show
   await page.screenshot({path: path.join(shots, 'console-ingest.png'), fullPage: true});
 

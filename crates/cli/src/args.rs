@@ -84,14 +84,19 @@ impl UpsertArgs {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run SQL statements against the warehouse (embedded, no server).
+    /// Run SQL statements against the warehouse (embedded, or through
+    /// --server): from the argument, from -f FILE, from standard input, or,
+    /// on a terminal without either, in an interactive shell.
     Sql {
         #[command(flatten)]
         warehouse: WarehouseArgs,
         #[command(flatten)]
         format: FormatArgs,
         /// One or more `;`-separated statements.
-        sql: String,
+        sql: Option<String>,
+        /// Read the statements from this file.
+        #[arg(short = 'f', long = "file", value_name = "FILE", conflicts_with = "sql")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         remote: RemoteArgs,
     },

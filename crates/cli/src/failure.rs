@@ -20,11 +20,30 @@ impl Failure {
         }
     }
 
+    /// This failure as that of statement `index` (1-based) of a script,
+    /// starting on `line`; the kind (and so the exit code) stays.
+    pub fn in_statement(self, index: usize, line: usize) -> Self {
+        Self {
+            kind: self.kind,
+            message: format!("statement {index} (line {line}): {}", self.message),
+        }
+    }
+
+    /// The message on one line, as `report` prints it after `error: `.
+    pub fn one_line(&self) -> String {
+        self.message.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     /// Prints `error: …` on one line and returns the exit code.
     pub fn report(self) -> ExitCode {
-        let one_line = self.message.split_whitespace().collect::<Vec<_>>().join(" ");
-        eprintln!("error: {one_line}");
+        eprintln!("error: {}", self.one_line());
         ExitCode::from(self.kind.exit_code())
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

@@ -177,7 +177,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         },
         query_runtime.handle().clone(),
     )
-    .with_ingestor(ingestor.clone());
+    .with_ingestor(ingestor.clone())
+    .with_metrics(metrics.clone());
     // Listeners are bound: the sources start consuming now, and stop
     // before the ingest service drains.
     let sources = Arc::new(silt_sources::Sources::start(

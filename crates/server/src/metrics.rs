@@ -4,6 +4,9 @@
 //! never the name of one of silt's internal tables (`_silt_*`): their
 //! counts are labelled [`INTERNAL_LABEL`].
 
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -50,6 +53,11 @@ pub struct Metrics {
     source_errors: IntCounterVec,
     source_lag: IntGaugeVec,
     source_commit_seconds: HistogramVec,
+    sql_statements: IntCounterVec,
+    sql_seconds: HistogramVec,
+    sql_rows: IntCounterVec,
+    sql_bytes: IntCounterVec,
+    sql_active: IntGaugeVec,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -254,7 +262,62 @@ impl Metrics {
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 &["source"],
             ),
+            sql_statements: counter(
+                &registry,
+                "silt_sql_statements_total",
+                "SQL statements finished, by protocol, kind, caller role and outcome (ok, cancelled or an error kind)",
+                &["protocol", "kind", "role", "outcome"],
+            ),
+            sql_seconds: histogram_with(
+                &registry,
+                "silt_sql_statement_seconds",
+                "from receiving a statement to its last result row (or its error)",
+                vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                ],
+                &["protocol", "kind"],
+            ),
+            sql_rows: counter(
+                &registry,
+                "silt_sql_rows_returned_total",
+                "result rows SQL statements answered with",
+                &["protocol", "kind"],
+            ),
+            sql_bytes: counter(
+                &registry,
+                "silt_sql_bytes_returned_total",
+                "Arrow memory size of the result batches SQL statements answered with (before the protocol's encoding)",
+                &["protocol", "kind"],
+            ),
+            sql_active: {
+                let active = IntGaugeVec::new(
+                    Opts::new("silt_sql_active_statements", "SQL statements running now"),
+                    &["protocol"],
+                )
+                .unwrap_or_else(|e| panic!("metric silt_sql_active_statements: {e}"));
+                registry
+                    .register(Box::new(active.clone()))
+                    .unwrap_or_else(|e| panic!("metric silt_sql_active_statements: {e}"));
+                active
+            },
             registry,
+        }
+    }
+
+    /// A statement received over `protocol` (`http`, `flight`, `pg`) from a
+    /// caller of `role`; the meter counts it as active until it is finished
+    /// or dropped.
+    pub fn statement_started(self: &Arc<Self>, protocol: &'static str, role: &'static str) -> StatementMeter {
+        self.sql_active.with_label_values(&[protocol]).inc();
+        StatementMeter {
+            metrics: self.clone(),
+            protocol,
+            role,
+            kind: "unknown",
+            started: std::time::Instant::now(),
+            rows: 0,
+            bytes: 0,
+            outcome: None,
         }
     }
 
@@ -284,6 +347,67 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// One SQL statement's share of the metrics, from its arrival to its last
+/// row: rows and bytes as they are answered, then (when finished or
+/// dropped) its count, latency and the active gauge. Labels are fixed
+/// words only: protocol, statement kind, role and outcome — never SQL text
+/// or a value.
+pub struct StatementMeter {
+    metrics: Arc<Metrics>,
+    protocol: &'static str,
+    role: &'static str,
+    kind: &'static str,
+    started: std::time::Instant,
+    rows: u64,
+    bytes: u64,
+    /// `ok` once every row was answered, an error kind's word once it
+    /// failed; `None` when dropped before either (`cancelled`).
+    outcome: Option<&'static str>,
+}
+
+impl StatementMeter {
+    /// The statement's kind (`query`, `dml`…), once it parsed.
+    pub fn set_kind(&mut self, kind: silt_sql::StatementKind) {
+        self.kind = kind.as_str();
+    }
+
+    /// A result batch answered.
+    pub fn answered(&mut self, batch: &RecordBatch) {
+        self.rows += batch.num_rows() as u64;
+        self.bytes += batch.get_array_memory_size() as u64;
+    }
+
+    /// The statement ended: every row answered (`None`) or an error of `kind`.
+    pub fn finish(&mut self, error: Option<silt_table::ErrorKind>) {
+        self.outcome
+            .get_or_insert(error.map_or("ok", silt_table::ErrorKind::slug));
+    }
+}
+
+impl Drop for StatementMeter {
+    fn drop(&mut self) {
+        let metrics = &self.metrics;
+        let outcome = self.outcome.unwrap_or("cancelled");
+        metrics
+            .sql_statements
+            .with_label_values(&[self.protocol, self.kind, self.role, outcome])
+            .inc();
+        metrics
+            .sql_seconds
+            .with_label_values(&[self.protocol, self.kind])
+            .observe(self.started.elapsed().as_secs_f64());
+        metrics
+            .sql_rows
+            .with_label_values(&[self.protocol, self.kind])
+            .inc_by(self.rows);
+        metrics
+            .sql_bytes
+            .with_label_values(&[self.protocol, self.kind])
+            .inc_by(self.bytes);
+        metrics.sql_active.with_label_values(&[self.protocol]).dec();
     }
 }
 
@@ -395,6 +519,41 @@ impl ErasureObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statement_is_counted_once_when_its_meter_goes() {
+        let metrics = Arc::new(Metrics::new());
+        let mut ok = metrics.statement_started("http", "reader");
+        ok.set_kind(silt_sql::StatementKind::Query);
+        let batch = RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3])) as arrow::array::ArrayRef,
+        )])
+        .expect("batch");
+        ok.answered(&batch);
+        assert!(
+            metrics
+                .render()
+                .contains("silt_sql_active_statements{protocol=\"http\"} 1")
+        );
+        ok.finish(None);
+        drop(ok);
+        let mut failed = metrics.statement_started("pg", "writer");
+        failed.finish(Some(silt_table::ErrorKind::InvalidInput));
+        drop(failed);
+        drop(metrics.statement_started("flight", "reader"));
+        let text = metrics.render();
+        for line in [
+            "silt_sql_statements_total{kind=\"query\",outcome=\"ok\",protocol=\"http\",role=\"reader\"} 1",
+            "silt_sql_statements_total{kind=\"unknown\",outcome=\"invalid-input\",protocol=\"pg\",role=\"writer\"} 1",
+            "silt_sql_statements_total{kind=\"unknown\",outcome=\"cancelled\",protocol=\"flight\",role=\"reader\"} 1",
+            "silt_sql_rows_returned_total{kind=\"query\",protocol=\"http\"} 3",
+            "silt_sql_statement_seconds_count{kind=\"query\",protocol=\"http\"} 1",
+            "silt_sql_active_statements{protocol=\"http\"} 0",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
+    }
 
     #[test]
     fn internal_tables_are_never_label_values() {

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use crate::auth::{Role, permit, role_for};
 use crate::error::ApiError;
+use crate::metrics::{Metrics, StatementMeter};
 use crate::statement_log::StatementLog;
 
 /// Limits every statement is held to, whichever protocol brought it.
@@ -108,6 +109,8 @@ pub struct Rows {
     limit: Duration,
     abort: AbortOnDrop,
     done: bool,
+    /// The statement's metrics, recorded as batches pass and when it ends.
+    meter: Option<StatementMeter>,
 }
 
 impl Stream for Rows {
@@ -125,6 +128,13 @@ impl Stream for Rows {
             if !matches!(item, Some(Ok(_))) {
                 self.done = true;
             }
+            if let Some(meter) = &mut self.meter {
+                match &item {
+                    Some(Ok(batch)) => meter.answered(batch),
+                    Some(Err(error)) => meter.finish(Some(error.kind)),
+                    None => meter.finish(None),
+                }
+            }
             return Poll::Ready(item);
         }
         // The query task stops itself at the deadline; this is the backstop
@@ -132,6 +142,9 @@ impl Stream for Rows {
         if self.backstop.as_mut().poll(cx).is_ready() {
             self.done = true;
             self.abort.0.abort();
+            if let Some(meter) = &mut self.meter {
+                meter.finish(Some(ErrorKind::Timeout));
+            }
             return Poll::Ready(Some(Err(timeout_error(self.limit))));
         }
         Poll::Pending
@@ -170,6 +183,8 @@ pub struct SqlService {
     permits: Arc<[Arc<Semaphore>; 3]>,
     /// Told which tables a script dropped, so its committers forget them.
     ingestor: Option<Arc<silt_ingest::Ingestor>>,
+    /// Where statements are counted (`silt_sql_*` on `/metrics`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for SqlService {
@@ -205,7 +220,15 @@ impl SqlService {
             runtime,
             permits: Arc::new([semaphore(), semaphore(), semaphore()]),
             ingestor: None,
+            metrics: None,
         }
+    }
+
+    /// Counts every statement in `metrics`: by protocol, kind, role and
+    /// outcome, with its latency and the rows and bytes it answered.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Tells `ingestor` about every table a statement drops (`DROP TABLE`,
@@ -242,15 +265,43 @@ impl SqlService {
     /// Runs `call` and answers once its first batch is ready (or it failed).
     pub async fn run(&self, call: Call) -> Result<Answer, ApiError> {
         let log = StatementLog::start(call.protocol, call.command, &call.sql);
-        let (result, required) = self.start(call).await;
-        log.finish(required, result.as_ref().err());
-        result
+        let mut meter = self
+            .metrics
+            .as_ref()
+            .map(|metrics| metrics.statement_started(call.protocol, call.caller.as_str()));
+        let (result, parsed) = self.start(call).await;
+        log.finish(parsed.required, result.as_ref().err());
+        let Some(mut meter) = meter.take() else {
+            return result;
+        };
+        if let Some(kind) = parsed.kind {
+            meter.set_kind(kind);
+        }
+        match result {
+            Err(error) => {
+                meter.finish(Some(error.kind));
+                Err(error)
+            }
+            Ok(mut answer) => {
+                if let Some(first) = &answer.first {
+                    meter.answered(first);
+                }
+                // Only a query streams; any other statement has done its
+                // work once its first (and only) batch is ready, and an
+                // adapter may drop the rest unread (a command tag).
+                if !parsed.streamed {
+                    meter.finish(None);
+                }
+                answer.rest.meter = Some(meter);
+                Ok(answer)
+            }
+        }
     }
 
-    async fn start(&self, call: Call) -> (Result<Answer, ApiError>, Option<Role>) {
+    async fn start(&self, call: Call) -> (Result<Answer, ApiError>, Classified) {
         let permit = match self.permit(call.caller) {
             Ok(permit) => permit,
-            Err(error) => return (Err(error), None),
+            Err(error) => return (Err(error), Classified::default()),
         };
         let limit = call.timeout.map_or(self.limits.statement_timeout, |t| {
             t.min(self.limits.statement_timeout)
@@ -268,13 +319,13 @@ impl SqlService {
         let task = self.runtime.spawn(async move {
             let _permit = permit;
             let (result, sent) = match start_statement(&engine, ingestor.as_deref(), call).await {
-                Ok((schema, result, first, required)) => {
+                Ok((schema, result, first, parsed)) => {
                     let (first, sent) = cap(first, 0, max_rows, &task_truncated);
-                    let _ = started_tx.send((Ok((schema, first)), Some(required)));
+                    let _ = started_tx.send((Ok((schema, first)), parsed));
                     (result, sent)
                 }
-                Err((error, required)) => {
-                    let _ = started_tx.send((Err(error), required));
+                Err((error, parsed)) => {
+                    let _ = started_tx.send((Err(error), parsed));
                     return;
                 }
             };
@@ -287,18 +338,21 @@ impl SqlService {
                 // when the caller sees the 408 (a retry got 429 otherwise).
                 task.abort();
                 let _ = tokio::time::timeout(DEADLINE_GRACE, task).await;
-                return (Err(timeout_error(limit)), None);
+                return (Err(timeout_error(limit)), Classified::default());
             }
             Ok(Err(_)) => {
                 let failed = match task.await {
                     Err(join) if join.is_panic() => "statement task panicked".to_string(),
                     _ => "statement task ended without an answer".to_string(),
                 };
-                return (Err(ApiError::new(ErrorKind::Internal, failed)), None);
+                return (
+                    Err(ApiError::new(ErrorKind::Internal, failed)),
+                    Classified::default(),
+                );
             }
             Ok(Ok(started)) => started,
         };
-        let (result, required) = started;
+        let (result, parsed) = started;
         let answer = result.map(|(schema, first)| Answer {
             schema,
             first,
@@ -308,11 +362,12 @@ impl SqlService {
                 limit,
                 abort,
                 done: false,
+                meter: None,
             },
             max_rows,
             truncated,
         });
-        (answer, required)
+        (answer, parsed)
     }
 
     /// Plans `sql` without running it (Flight SQL's GetFlightInfo and
@@ -342,7 +397,24 @@ impl SqlService {
     }
 }
 
-type Started = (SchemaRef, silt_sql::StatementStream, Option<RecordBatch>, Role);
+type Started = (
+    SchemaRef,
+    silt_sql::StatementStream,
+    Option<RecordBatch>,
+    Classified,
+);
+
+/// What is known of a statement once it parsed, for the log and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct Classified {
+    /// The role it needs (once parsed and permitted).
+    required: Option<Role>,
+    /// Its kind (once parsed).
+    kind: Option<silt_sql::StatementKind>,
+    /// Whether its answer streams (a query) rather than being done at the
+    /// first batch.
+    streamed: bool,
+}
 
 fn permit_script(caller: Role, script: &silt_sql::Script, query_only: bool) -> Result<Role, ApiError> {
     let required = role_for(script.access());
@@ -360,10 +432,18 @@ async fn start_statement(
     engine: &Engine,
     ingestor: Option<&silt_ingest::Ingestor>,
     call: Call,
-) -> Result<Started, (ApiError, Option<Role>)> {
-    let script = engine.parse(&call.sql).map_err(|e| (ApiError::from(e), None))?;
-    let required = permit_script(call.caller, &script, call.query_only).map_err(|e| (e, None))?;
-    let with_role = |e: SqlError| (ApiError::from(e), Some(required));
+) -> Result<Started, (ApiError, Classified)> {
+    let script = engine
+        .parse(&call.sql)
+        .map_err(|e| (ApiError::from(e), Classified::default()))?;
+    let mut parsed = Classified {
+        required: None,
+        kind: Some(script.kind()),
+        streamed: script.is_query(),
+    };
+    parsed.required =
+        Some(permit_script(call.caller, &script, call.query_only).map_err(move |e| (e, parsed))?);
+    let with_role = move |e: SqlError| (ApiError::from(e), parsed);
     let dropped = script.dropped_tables();
     let result = engine.execute_script_stream(script, call.params).await;
     // Also after a failure: a script may have dropped a table before a
@@ -376,7 +456,7 @@ async fn start_statement(
         .await
         .transpose()
         .map_err(|e| with_role(SqlError::from(e)))?;
-    Ok((result.schema.clone(), result, first, required))
+    Ok((result.schema.clone(), result, first, parsed))
 }
 
 /// Makes the ingest service forget the committers of `dropped` tables.

@@ -1,6 +1,7 @@
 // The Ingest page: per table, live sparklines of rows/s, mean commit
-// latency, queued bytes and rejections, from GET /metrics polled every few
-// seconds while the page is open.
+// latency, queued bytes and rejections, and a small panel of SQL statements
+// by kind (counts, errors, mean latency, rows returned, running now), from
+// GET /metrics polled every few seconds while the page is open.
 
 import {request} from './api.js';
 import {errorBox, fill, h} from './dom.js';
@@ -16,6 +17,7 @@ const POLL_MS = 3000;
 const KEEP = 60;
 
 let body;
+let queries;
 let note;
 let timer = null;
 let previous = null; // {at, rows, commitSum, commitCount, rejections}
@@ -31,7 +33,8 @@ const SERIES = [
 export function mount(panel) {
   note = h('p', {class: 'help'}, `Updated every ${POLL_MS / 1000} s from /metrics while this page is open.`);
   body = h('div', {'aria-live': 'off'});
-  fill(panel, h('h1', {}, 'Ingest'), note, body);
+  queries = h('div', {'aria-live': 'off'});
+  fill(panel, h('h1', {}, 'Ingest'), note, body, h('h2', {}, 'Queries'), queries);
 }
 
 export function show() {
@@ -83,6 +86,40 @@ async function poll() {
   }
   previous = now;
   render(now, [...names].sort());
+  renderQueries(samples);
+}
+
+/** Statements by kind since the server started (silt_sql_* metrics). */
+function renderQueries(samples) {
+  const statements = sumBy(samples, 'silt_sql_statements_total', 'kind');
+  const errors = {};
+  for (const sample of samples) {
+    if (sample.name !== 'silt_sql_statements_total') continue;
+    const {kind, outcome} = sample.labels;
+    if (outcome !== 'ok' && outcome !== 'cancelled') errors[kind] = (errors[kind] || 0) + sample.value;
+  }
+  const seconds = sumBy(samples, 'silt_sql_statement_seconds_sum', 'kind');
+  const counted = sumBy(samples, 'silt_sql_statement_seconds_count', 'kind');
+  const rows = sumBy(samples, 'silt_sql_rows_returned_total', 'kind');
+  const active = Object.values(sumBy(samples, 'silt_sql_active_statements', 'protocol')).reduce((a, b) => a + b, 0);
+  const kinds = Object.keys(statements).sort();
+  if (!kinds.length) {
+    fill(queries, h('p', {}, 'No SQL statements since the server started.'));
+    return;
+  }
+  fill(queries,
+    h('p', {'data-metric': 'active'}, `${active} running now`),
+    h('table', {class: 'queries'},
+      h('caption', {}, 'SQL statements by kind, over HTTP, Flight SQL and Postgres (since the server started)'),
+      h('thead', {}, h('tr', {},
+        ['Kind', 'Statements', 'Errors', 'Mean latency', 'Rows returned'].map((t) => h('th', {scope: 'col'}, t)))),
+      h('tbody', {}, kinds.map((kind) => h('tr', {'data-kind': kind},
+        h('th', {scope: 'row'}, kind),
+        h('td', {class: 'num', 'data-metric': 'statements'}, String(statements[kind] || 0)),
+        h('td', {class: 'num', 'data-metric': 'errors'}, String(errors[kind] || 0)),
+        h('td', {class: 'num', 'data-metric': 'latency'},
+          counted[kind] ? `${((seconds[kind] / counted[kind]) * 1000).toFixed(1)} ms` : '–'),
+        h('td', {class: 'num', 'data-metric': 'rows-returned'}, String(rows[kind] || 0)))))));
 }
 
 function latest(list) {

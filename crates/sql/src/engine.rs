@@ -25,10 +25,11 @@ use crate::ddl::{create_table_spec, table_name};
 use crate::dml::{self, RowCounts};
 use crate::error::{Result, SqlError};
 use crate::history::history_batch;
+use crate::kind::{StatementKind, statement_kind};
 use crate::limits::{StatementLimits, check_text};
 use crate::maintenance::Maintenance;
 use crate::merge;
-use crate::statement::{Parsed, parse};
+use crate::statement::{Parsed, parse_located};
 use crate::time_travel::pin_versions;
 
 pub use crate::catalog::{CATALOG, SCHEMA};
@@ -72,6 +73,8 @@ pub struct EngineOptions {
 #[derive(Debug, Clone)]
 pub struct Script {
     statements: Vec<Parsed>,
+    /// The line each statement starts on (for errors naming a statement).
+    lines: Vec<usize>,
     access: Access,
 }
 
@@ -89,6 +92,16 @@ impl Script {
     /// Whether there is no statement (never true for a parsed script).
     pub fn is_empty(&self) -> bool {
         self.statements.is_empty()
+    }
+
+    /// What sort of work the script is, for metrics: its statements' kind,
+    /// the highest of them ([`StatementKind`]'s order) for several.
+    pub fn kind(&self) -> StatementKind {
+        self.statements
+            .iter()
+            .map(statement_kind)
+            .max()
+            .unwrap_or(StatementKind::Other)
     }
 
     /// Whether this is one statement whose answer is rows to stream (a
@@ -164,9 +177,13 @@ impl Engine {
     /// a tree at the depth limit needs more than a default thread has.
     pub fn parse(&self, sql: &str) -> Result<Script> {
         check_text(sql, &self.limits)?;
-        let statements = parse(sql)?;
+        let (statements, lines): (Vec<Parsed>, Vec<usize>) = parse_located(sql)?.into_iter().unzip();
         let access = script_access(&statements);
-        Ok(Script { statements, access })
+        Ok(Script {
+            statements,
+            lines,
+            access,
+        })
     }
 
     /// The warehouse this engine reads and writes.
@@ -184,14 +201,37 @@ impl Engine {
     /// statements is checked first ([`Engine::check_script`]): a statement
     /// that cannot be planned fails the script before any statement runs.
     pub async fn execute_script(&self, script: Script) -> Result<Vec<StatementOutput>> {
-        if script.statements.len() > 1 {
+        let mut outputs = Vec::new();
+        self.execute_script_each(script, |output| {
+            outputs.push(output);
+            Ok(())
+        })
+        .await?;
+        Ok(outputs)
+    }
+
+    /// [`execute_script`](Self::execute_script), handing each statement's
+    /// result to `each` as soon as the statement has run (a shell prints
+    /// it before the next statement starts). In a script of several
+    /// statements, a failure is [`SqlError::InStatement`], naming the
+    /// statement and its line; an error of `each` stops the script as is.
+    pub async fn execute_script_each(
+        &self,
+        script: Script,
+        mut each: impl FnMut(StatementOutput) -> Result<()>,
+    ) -> Result<()> {
+        let several = script.statements.len() > 1;
+        if several {
             self.check_script(&script).await?;
         }
-        let mut outputs = Vec::new();
-        for statement in script.statements {
-            outputs.push(self.run(statement).await?);
+        for (index, (statement, line)) in script.statements.into_iter().zip(script.lines).enumerate() {
+            let output = self.run(statement).await.map_err(|error| match several {
+                true => error.in_statement(index + 1, line),
+                false => error,
+            })?;
+            each(output)?;
         }
-        Ok(outputs)
+        Ok(())
     }
 
     /// Plans every query, INSERT, UPDATE, DELETE and MERGE of `script` that names no table an
@@ -203,51 +243,62 @@ impl Engine {
     /// own commit (docs/cli.md).
     async fn check_script(&self, script: &Script) -> Result<()> {
         let mut changed: std::collections::HashSet<String> = std::collections::HashSet::new();
-        for statement in &script.statements {
-            match statement {
-                Parsed::Sql(sql) => match sql.as_ref() {
-                    Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
-                        if !names_any(sql.as_ref(), &changed) =>
-                    {
-                        let schema = self.statement_schema();
-                        self.plan_logical(sql.as_ref().clone(), &schema, Vec::new(), Binding::Later)
-                            .await?;
-                    }
-                    Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_)
-                        if !names_any(sql.as_ref(), &changed) =>
-                    {
-                        let schema = self.statement_schema();
-                        match sql.as_ref().clone() {
-                            Statement::Update(update) => {
-                                drop(dml::plan_update(&self.base, &schema, update).await?)
-                            }
-                            Statement::Delete(delete) => {
-                                drop(dml::plan_delete(&self.base, &schema, delete).await?)
-                            }
-                            Statement::Merge(merge) => {
-                                drop(merge::plan_merge(&self.base, &schema, merge).await?)
-                            }
-                            _ => {}
-                        }
-                    }
-                    Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
-                    Statement::Drop { names, .. } => {
-                        changed.extend(names.iter().filter_map(|n| table_name(n).ok()));
-                    }
-                    _ => {}
-                },
-                Parsed::Alter(alter) => {
-                    changed.insert(alter.table().to_string());
-                }
-                Parsed::Maintenance(Maintenance::Restore { table, .. }) => {
-                    changed.insert(table.clone());
-                }
-                Parsed::Apply(apply) if !changed.contains(&apply.target) => {
+        for (index, (statement, line)) in script.statements.iter().zip(&script.lines).enumerate() {
+            self.check_statement(statement, &mut changed)
+                .await
+                .map_err(|error| error.in_statement(index + 1, *line))?;
+        }
+        Ok(())
+    }
+
+    /// [`check_script`](Self::check_script) for one statement; `changed`
+    /// holds the tables earlier statements create, drop, alter or restore.
+    async fn check_statement(
+        &self,
+        statement: &Parsed,
+        changed: &mut std::collections::HashSet<String>,
+    ) -> Result<()> {
+        match statement {
+            Parsed::Sql(sql) => match sql.as_ref() {
+                Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
+                    if !names_any(sql.as_ref(), changed) =>
+                {
                     let schema = self.statement_schema();
-                    drop(crate::apply::plan_apply(&self.base, &schema, apply.as_ref().clone()).await?);
+                    self.plan_logical(sql.as_ref().clone(), &schema, Vec::new(), Binding::Later)
+                        .await?;
                 }
-                Parsed::Maintenance(_) | Parsed::DescribeHistory { .. } | Parsed::Apply(_) => {}
+                Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_)
+                    if !names_any(sql.as_ref(), changed) =>
+                {
+                    let schema = self.statement_schema();
+                    match sql.as_ref().clone() {
+                        Statement::Update(update) => {
+                            drop(dml::plan_update(&self.base, &schema, update).await?)
+                        }
+                        Statement::Delete(delete) => {
+                            drop(dml::plan_delete(&self.base, &schema, delete).await?)
+                        }
+                        Statement::Merge(merge) => drop(merge::plan_merge(&self.base, &schema, merge).await?),
+                        _ => {}
+                    }
+                }
+                Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
+                Statement::Drop { names, .. } => {
+                    changed.extend(names.iter().filter_map(|n| table_name(n).ok()));
+                }
+                _ => {}
+            },
+            Parsed::Alter(alter) => {
+                changed.insert(alter.table().to_string());
             }
+            Parsed::Maintenance(Maintenance::Restore { table, .. }) => {
+                changed.insert(table.clone());
+            }
+            Parsed::Apply(apply) if !changed.contains(&apply.target) => {
+                let schema = self.statement_schema();
+                drop(crate::apply::plan_apply(&self.base, &schema, apply.as_ref().clone()).await?);
+            }
+            Parsed::Maintenance(_) | Parsed::DescribeHistory { .. } | Parsed::Apply(_) => {}
         }
         Ok(())
     }

@@ -31,6 +31,17 @@ pub enum SqlError {
     /// The table layer refused.
     #[error(transparent)]
     Table(#[from] TableError),
+    /// A statement of a script of several failed: which one, and where it
+    /// starts, so that a user finds it in a long file.
+    #[error("statement {index} (line {line}): {source}")]
+    InStatement {
+        /// Position of the statement in the script (1-based).
+        index: usize,
+        /// Line of the script the statement starts on (1-based).
+        line: usize,
+        /// Why it failed.
+        source: Box<SqlError>,
+    },
 }
 
 impl SqlError {
@@ -43,6 +54,17 @@ impl SqlError {
             SqlError::Unsupported(_) => ErrorKind::Unsupported,
             SqlError::Execution(_) => ErrorKind::Internal,
             SqlError::Table(e) => e.kind(),
+            SqlError::InStatement { source, .. } => source.kind(),
+        }
+    }
+
+    /// This error as the failure of statement `index` (1-based) of a
+    /// script, starting on `line`.
+    pub fn in_statement(self, index: usize, line: usize) -> Self {
+        SqlError::InStatement {
+            index,
+            line,
+            source: Box::new(self),
         }
     }
 }

@@ -49,6 +49,7 @@ mod encode;
 mod engine;
 mod error;
 mod history;
+mod kind;
 mod limits;
 mod maintenance;
 mod merge;
@@ -64,6 +65,7 @@ pub use engine::{
     CATALOG, Engine, EngineOptions, Prepared, SCHEMA, Script, StatementOutput, StatementStream,
 };
 pub use error::{Result, SqlError};
+pub use kind::StatementKind;
 pub use limits::{QUERY_STACK_BYTES, StatementLimits, check_text};
 pub use redact::{UNTOKENIZABLE, redact_literals};
-pub use statement::split_statements;
+pub use statement::{StatementText, ends_statement, split_script, split_statements};

@@ -28,58 +28,88 @@ pub(crate) enum Parsed {
 
 /// Splits `sql` on top-level `;` and parses each statement.
 pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    Ok(parse_located(sql)?
+        .into_iter()
+        .map(|(parsed, _)| parsed)
+        .collect())
+}
+
+/// [`parse`], giving each statement with the line (1-based) its first token
+/// is on. In a text of several statements, a statement that does not parse
+/// fails as [`SqlError::InStatement`], naming which one.
+pub(crate) fn parse_located(sql: &str) -> Result<Vec<(Parsed, usize)>> {
     let dialect = DatabricksDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let chunks: Vec<(&[TokenWithSpan], Vec<&TokenWithSpan>)> = tokens
+        .split(|t| t.token == Token::SemiColon)
+        .map(|chunk| {
+            let significant: Vec<&TokenWithSpan> = chunk
+                .iter()
+                .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+                .collect();
+            (chunk, significant)
+        })
+        .filter(|(_, significant)| !significant.is_empty())
+        .collect();
+    let several = chunks.len() > 1;
     let mut statements = Vec::new();
-    for chunk in tokens.split(|t| t.token == Token::SemiColon) {
-        let significant: Vec<&TokenWithSpan> = chunk
-            .iter()
-            .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-            .collect();
-        if significant.is_empty() {
-            continue;
-        }
-        if let Some(history) = describe_history(&significant)? {
-            statements.push(history);
-            continue;
-        }
-        if let Some(own) = own_statement(&dialect, chunk, &significant)? {
-            statements.push(own);
-            continue;
-        }
-        let mut chunk = chunk.to_vec();
-        crate::merge::rewrite_star_actions(&mut chunk);
-        let mut parser = Parser::new(&dialect).with_tokens_with_locations(chunk);
-        let end = significant.last().map(|t| t.span.end);
-        let statement = parser.parse_statement().map_err(|e| {
-            let message = e.to_string();
-            // sqlparser gives no position when the text ends too early.
-            match end {
-                Some(end) if message.contains("found: EOF") => SqlError::Syntax(format!(
-                    "{message} at end of input (Line: {}, Column: {})",
-                    end.line, end.column
-                )),
-                _ => SqlError::Syntax(message),
-            }
+    for (index, (chunk, significant)) in chunks.iter().enumerate() {
+        let line = significant
+            .first()
+            .map_or(1, |t| usize::try_from(t.span.start.line).unwrap_or(usize::MAX));
+        let parsed = parse_chunk(&dialect, chunk, significant).map_err(|error| match several {
+            true => error.in_statement(index + 1, line),
+            false => error,
         })?;
-        let next = parser.peek_token();
-        if next.token != Token::EOF {
-            return Err(SqlError::Syntax(format!(
-                "expected end of statement, found '{}' at {}",
-                next.token, next.span.start
-            )));
-        }
-        statements.push(match statement {
-            Statement::AlterTable(alter) => Parsed::Alter(Alter::from_statement(&alter)?),
-            statement => Parsed::Sql(Box::new(statement)),
-        });
+        statements.push((parsed, line));
     }
     if statements.is_empty() {
         return Err(SqlError::Syntax("no statement".to_string()));
     }
     Ok(statements)
+}
+
+/// Parses one statement's tokens (`significant`: those of `chunk` that are
+/// neither whitespace nor the end).
+fn parse_chunk(
+    dialect: &DatabricksDialect,
+    chunk: &[TokenWithSpan],
+    significant: &[&TokenWithSpan],
+) -> Result<Parsed> {
+    if let Some(history) = describe_history(significant)? {
+        return Ok(history);
+    }
+    if let Some(own) = own_statement(dialect, chunk, significant)? {
+        return Ok(own);
+    }
+    let mut chunk = chunk.to_vec();
+    crate::merge::rewrite_star_actions(&mut chunk);
+    let mut parser = Parser::new(dialect).with_tokens_with_locations(chunk);
+    let end = significant.last().map(|t| t.span.end);
+    let statement = parser.parse_statement().map_err(|e| {
+        let message = e.to_string();
+        // sqlparser gives no position when the text ends too early.
+        match end {
+            Some(end) if message.contains("found: EOF") => SqlError::Syntax(format!(
+                "{message} at end of input (Line: {}, Column: {})",
+                end.line, end.column
+            )),
+            _ => SqlError::Syntax(message),
+        }
+    })?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(SqlError::Syntax(format!(
+            "expected end of statement, found '{}' at {}",
+            next.token, next.span.start
+        )));
+    }
+    Ok(match statement {
+        Statement::AlterTable(alter) => Parsed::Alter(Alter::from_statement(&alter)?),
+        statement => Parsed::Sql(Box::new(statement)),
+    })
 }
 
 /// The text of each top-level `;`-separated statement of `sql`, as written
@@ -89,6 +119,24 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
 /// rebuilt from tokens: a rebuilt `'a'' OR ''1''=''1'` lost its escaping and
 /// became live SQL.
 pub fn split_statements(sql: &str) -> Result<Vec<String>> {
+    Ok(split_script(sql)?
+        .into_iter()
+        .map(|statement| statement.text)
+        .collect())
+}
+
+/// One statement of a script, cut out of the script's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementText {
+    /// The statement as written, without the `;` and surrounding blanks.
+    pub text: String,
+    /// The line (1-based) of the script the statement starts on.
+    pub line: usize,
+}
+
+/// [`split_statements`], with the line each statement starts on (for
+/// error messages that say where in a script a statement failed).
+pub fn split_script(sql: &str) -> Result<Vec<StatementText>> {
     let dialect = DatabricksDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -107,7 +155,7 @@ pub fn split_statements(sql: &str) -> Result<Vec<String>> {
             .nth(column.saturating_sub(1))
             .map_or(sql.len(), |(i, _)| start + i)
     };
-    let statements: Vec<String> = tokens
+    let statements: Vec<StatementText> = tokens
         .split(|t| t.token == Token::SemiColon)
         .filter_map(|chunk| {
             let significant: Vec<&TokenWithSpan> = chunk
@@ -116,14 +164,32 @@ pub fn split_statements(sql: &str) -> Result<Vec<String>> {
                 .collect();
             let (first, last) = (significant.first()?, significant.last()?);
             let (start, end) = (offset(first.span.start), offset(last.span.end));
-            sql.get(start..end.max(start)).map(|text| text.trim().to_string())
+            let line = usize::try_from(first.span.start.line).unwrap_or(usize::MAX);
+            sql.get(start..end.max(start)).map(|text| StatementText {
+                text: text.trim().to_string(),
+                line,
+            })
         })
-        .filter(|text| !text.is_empty())
+        .filter(|statement| !statement.text.is_empty())
         .collect();
     if statements.is_empty() {
         return Err(SqlError::Syntax("no statement".to_string()));
     }
     Ok(statements)
+}
+
+/// Whether `sql` ends with a `;` that ends a statement — not one inside a
+/// string, a quoted name or a comment, and not in text that is cut off
+/// inside one (an interactive shell reads lines until this holds).
+pub fn ends_statement(sql: &str) -> bool {
+    let Ok(tokens) = Tokenizer::new(&DatabricksDialect {}, sql).tokenize() else {
+        return false;
+    };
+    tokens
+        .iter()
+        .rev()
+        .find(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
+        .is_some_and(|t| *t == Token::SemiColon)
 }
 
 fn keyword(token: &TokenWithSpan, expected: Keyword) -> bool {
@@ -420,10 +486,56 @@ mod tests {
     }
 
     #[test]
+    fn split_script_gives_each_statement_its_line() {
+        let parts = split_script("-- setup\nSELECT 1;\n\nSELECT\n  'a;\nb';  SELECT 3").expect("splits");
+        let lines: Vec<usize> = parts.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [2, 4, 6]);
+        assert_eq!(parts[1].text, "SELECT\n  'a;\nb'");
+    }
+
+    #[test]
+    fn a_statement_ends_at_a_semicolon_outside_strings_and_comments() {
+        assert!(ends_statement("SELECT 1;"));
+        assert!(ends_statement("SELECT 1\n  ;  \n"));
+        assert!(ends_statement("SELECT ';' AS x; -- done\n"));
+        assert!(!ends_statement("SELECT 1"));
+        assert!(!ends_statement("SELECT 'a;"));
+        assert!(!ends_statement("SELECT 1 /* ; */"));
+        assert!(!ends_statement("SELECT 1 /* still open;"));
+        assert!(!ends_statement("SELECT 1 -- ;"));
+        assert!(!ends_statement(""));
+    }
+
+    #[test]
+    fn a_bad_statement_of_several_is_named_by_position() {
+        let err = parse("SELECT 1;\n\nSELEC 2;").expect_err("fails");
+        assert!(
+            matches!(
+                err,
+                SqlError::InStatement {
+                    index: 2,
+                    line: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with("statement 2 (line 3): syntax error"),
+            "{err}"
+        );
+        assert_eq!(err.kind(), silt_table::ErrorKind::InvalidInput);
+        let alone = parse("SELEC 2").expect_err("fails");
+        assert!(matches!(alone, SqlError::Syntax(_)), "{alone:?}");
+    }
+
+    #[test]
     fn splits_and_recognises_history() {
-        let parsed = parse("SELECT 1; describe history Events limit 3;").expect("parses");
+        let parsed = parse_located("SELECT 1;\n describe history Events limit 3;").expect("parses");
         assert_eq!(parsed.len(), 2);
-        assert!(matches!(&parsed[1], Parsed::DescribeHistory { table, limit: Some(3) } if table == "events"));
+        assert!(
+            matches!(&parsed[1], (Parsed::DescribeHistory { table, limit: Some(3) }, 2) if table == "events")
+        );
     }
 
     #[test]

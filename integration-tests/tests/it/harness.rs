@@ -121,19 +121,49 @@ impl Silt {
 
     /// Runs `silt args…` with the warehouse in `SILT_WAREHOUSE`.
     pub fn run(&self, args: &[&str]) -> Run {
-        let location = self
-            .location
-            .clone()
-            .unwrap_or_else(|| self.warehouse().to_string_lossy().into_owned());
-        Command::new(silt_bin())
-            .args(args)
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .env("SILT_WAREHOUSE", location)
-            .env_remove("SILT_FORMAT")
+        self.command(args)
             .stdin(Stdio::null())
             .output()
             .expect("runs silt")
             .into()
+    }
+
+    /// [`run`](Self::run) with `input` on standard input (a pipe, not a terminal).
+    pub fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs silt");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let input = input.to_string();
+        // Written from a thread: a large script must not deadlock against
+        // a child that fills its stdout pipe first.
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().expect("silt finishes");
+        writer.join().expect("writer").expect("write stdin");
+        out.into()
+    }
+
+    /// The environment every command gets: the warehouse and [`Silt::at`]'s extras.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let location = self
+            .location
+            .clone()
+            .unwrap_or_else(|| self.warehouse().to_string_lossy().into_owned());
+        let mut envs = self.envs.clone();
+        envs.push(("SILT_WAREHOUSE".to_string(), location));
+        envs
+    }
+
+    /// `silt args…` with [`env`](Self::env), not yet started.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(silt_bin());
+        command.args(args).envs(self.env()).env_remove("SILT_FORMAT");
+        command
     }
 
     /// Runs and asserts success; returns stdout.

@@ -17,7 +17,7 @@ use crate::server::Server;
 
 /// Runs `psql` against `server` with `password` (None: none sent), one
 /// `-c` per command, stopping at the first error.
-fn psql(server: &Server, password: Option<&str>, commands: &[&str]) -> Output {
+pub(crate) fn psql(server: &Server, password: Option<&str>, commands: &[&str]) -> Output {
     let addr = server.pg_addr();
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut cmd = Command::new("psql");
@@ -57,7 +57,7 @@ fn text(output: &Output) -> (String, String) {
 }
 
 /// psql's output, failing the test unless psql succeeded.
-fn psql_ok(server: &Server, password: Option<&str>, commands: &[&str]) -> String {
+pub(crate) fn psql_ok(server: &Server, password: Option<&str>, commands: &[&str]) -> String {
     let output = psql(server, password, commands);
     let (stdout, stderr) = text(&output);
     assert!(

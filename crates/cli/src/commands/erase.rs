@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use silt_erasure::{Erasure, ErasureConfig, NewRequest, Status};
 use silt_table::{ErrorKind, Warehouse};
 
+use super::progress;
 use super::remote::{self, NoDetail};
 use crate::failure::Failure;
 
@@ -100,12 +101,17 @@ pub(super) async fn run_remote(server: &str, token: Option<&str>, args: EraseArg
     }
     eprintln!("erasure {id} filed; waiting for it to finish");
     let url = format!("{base}/{id}");
+    let spinner = progress::Spinner::start(format!("erasure {id}"));
     loop {
         let doc = send_json(client.get(&url), token, &url).await?;
-        if matches!(doc["status"].as_str(), Some("done" | "failed" | "invalid")) {
+        let status = doc["status"].as_str().unwrap_or("unknown");
+        if matches!(status, "done" | "failed" | "invalid") {
+            drop(spinner);
             print(&doc);
             return check(&doc);
         }
+        // The status is one of the ledger's fixed words, never a subject.
+        spinner.say(format!("erasure {id}: {status}"));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -2,11 +2,14 @@
 
 mod erase;
 mod ingest;
+mod progress;
 mod remote;
 mod remote_ingest;
 mod remote_sql;
 mod serve;
+mod shell;
 mod sql;
+mod sql_backend;
 mod table;
 
 use std::io::Write;
@@ -43,15 +46,23 @@ fn run_on_runtime(cli: Cli) -> Result<(), Failure> {
                 warehouse,
                 format,
                 sql,
+                file,
                 remote,
-            } => match &remote.server {
-                Some(server) => remote_sql::run(server, remote.token.as_deref(), format.format, &sql).await,
-                None => {
-                    let warehouse = open(&warehouse.warehouse)?;
-                    let _suppression = suppression(&warehouse).await?;
-                    sql::run(&warehouse, format.format, &sql).await
+            } => {
+                let input = sql::Input::choose(sql, file)?;
+                match remote.server {
+                    Some(server) => {
+                        let backend = sql_backend::SqlBackend::remote(&server, remote.token);
+                        sql::run(&backend, format.format, input).await
+                    }
+                    None => {
+                        let warehouse = open(&warehouse.warehouse)?;
+                        let _suppression = suppression(&warehouse).await?;
+                        let backend = sql_backend::SqlBackend::embedded(&warehouse);
+                        sql::run(&backend, format.format, input).await
+                    }
                 }
-            },
+            }
             Command::Ingest {
                 warehouse,
                 table,

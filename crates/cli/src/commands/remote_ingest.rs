@@ -7,7 +7,7 @@ use std::time::Duration;
 use silt_ingest::Format;
 use silt_table::ErrorKind;
 
-use super::remote;
+use super::{progress, remote};
 use crate::failure::Failure;
 
 /// Where and as whom files are pushed.
@@ -77,12 +77,19 @@ pub(super) async fn run(
         .map_err(|e| Failure::new(ErrorKind::Internal, format!("cannot build HTTP client: {e}")))?;
     let url = format!("{}/v1/tables/{table}/rows", target.server.trim_end_matches('/'));
     let (mut rows, mut rejected, mut duplicates, mut version) = (0u64, 0u64, 0usize, None);
+    let total: u64 = files
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|meta| meta.len())
+        .sum();
+    let bar = progress::Bytes::start(total, format!("{table}: file 1/{}", files.len()));
     for (index, path) in files.iter().enumerate() {
         let name = path.display().to_string();
         let format = super::ingest::file_format(path, forced)?;
         let body = std::fs::read(path)
             .map_err(|e| Failure::new(ErrorKind::NotFound, format!("cannot read {name}: {e}")))?;
         let sequence = index as u64 + 1;
+        let size = body.len() as u64;
         let answer = send(
             &client,
             &url,
@@ -101,7 +108,16 @@ pub(super) async fn run(
             duplicates += 1;
         }
         version = answer["version"].as_u64().or(version);
+        bar.sent(
+            size,
+            format!(
+                "{table}: file {}/{}, {rows} rows",
+                (index + 2).min(files.len()),
+                files.len()
+            ),
+        );
     }
+    drop(bar);
     let version = version.map(|v| format!(" (version {v})")).unwrap_or_default();
     let mut line = format!("ingested {rows} rows into {table}{version}");
     if rejected > 0 {
