@@ -231,6 +231,7 @@ impl Engine {
                         }
                     }
                     Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
+                    Statement::CreateView(create) => changed.extend(table_name(&create.name).ok()),
                     Statement::Drop { names, .. } => {
                         changed.extend(names.iter().filter_map(|n| table_name(n).ok()));
                     }
@@ -291,10 +292,32 @@ impl Engine {
                     RowCounts::default(),
                 )?))
             }
-            Statement::CreateView(_) => Err(SqlError::Invalid(
-                "CREATE VIEW is not supported yet: save the query and run it, or CREATE TABLE … AS SELECT"
-                    .to_string(),
-            )),
+            Statement::CreateView(create) => {
+                let plan = |query| async move {
+                    let schema = self.statement_schema();
+                    self.plan_frame(Statement::Query(query), &schema, Vec::new(), Binding::Now)
+                        .await
+                };
+                let name = crate::view::create_view(&self.warehouse, create, plan).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &name,
+                    0,
+                    RowCounts::default(),
+                )?))
+            }
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                ..
+            } => {
+                let dropped = crate::view::drop_views(&self.warehouse, &names, if_exists).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &dropped.unwrap_or_default(),
+                    0,
+                    RowCounts::default(),
+                )?))
+            }
             Statement::CreateTable(create) => {
                 crate::ddl::refuse_ignored_clauses(&create)?;
                 let plan = |query| async move {
@@ -321,6 +344,13 @@ impl Engine {
                     let name = table_name(name)?;
                     let version = match self.warehouse.table(&name).await {
                         Ok(table) => table.version(),
+                        Err(silt_table::TableError::NotFound { .. })
+                            if self.warehouse.view(&name).await?.is_some() =>
+                        {
+                            return Err(SqlError::Invalid(format!(
+                                "'{name}' is a view, not a table: use DROP VIEW {name}"
+                            )));
+                        }
                         Err(silt_table::TableError::NotFound { .. }) if if_exists => continue,
                         Err(e) => return Err(e.into()),
                     };
@@ -340,6 +370,9 @@ impl Engine {
                     other => return Err(SqlError::Unsupported(format!("INSERT INTO {other}"))),
                 };
                 let schema = self.statement_schema();
+                if schema.resolve(&name).await?.is_none() && schema.view(&name).await?.is_some() {
+                    return Err(dml::view_target(&name));
+                }
                 let (state, plan) = self
                     .plan_logical(Statement::Insert(insert), &schema, Vec::new(), Binding::Now)
                     .await?;
@@ -409,7 +442,11 @@ impl Engine {
 
     /// A fresh catalog schema for one statement.
     pub(crate) fn statement_schema(&self) -> Arc<StatementSchema> {
-        Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.clone()))
+        Arc::new(StatementSchema::new(
+            self.warehouse.clone(),
+            self.base.clone(),
+            crate::view::expander(),
+        ))
     }
 
     /// Plans with DataFusion over the statement's catalog and runs the plan.

@@ -55,6 +55,7 @@ mod merge;
 mod redact;
 mod statement;
 mod time_travel;
+mod view;
 
 pub use access::{Access, required_access};
 pub use datafusion::common::ScalarValue;

@@ -103,7 +103,7 @@ impl Warehouse {
             })
     }
 
-    fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
+    pub(crate) fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
         deltalake::logstore::store_for(&self.root, self.storage_options.clone()).map_err(|source| {
             TableError::Delta {
                 table: self.display.clone(),
@@ -229,6 +229,12 @@ impl Warehouse {
                 return self.table(name).await;
             }
             return Err(TableError::AlreadyExists(name.to_string()));
+        }
+        if self.view(name).await?.is_some() {
+            return Err(TableError::NameTaken {
+                name: name.to_string(),
+                existing: "view",
+            });
         }
         let invalid = |reason: String| TableError::InvalidDefinition {
             table: name.to_string(),
