@@ -465,7 +465,12 @@ pub(crate) async fn plan_update(
     let sets: Vec<(String, Expr)> = checks
         .into_iter()
         .filter_map(|check| match check.role {
-            Role::Assign { column, .. } => Some((column, unnormalize_col(check.expr))),
+            // Cast to the column's type here: a value of another type (the
+            // DECIMAL literal `7.0` into a DOUBLE) must not reach the
+            // constraint check or the writer uncast.
+            Role::Assign { column, data_type } => {
+                Some((column, cast(unnormalize_col(check.expr), data_type)))
+            }
             Role::Condition => None,
         })
         .collect();

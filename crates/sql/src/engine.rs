@@ -15,7 +15,7 @@ use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectType, ShowCreateObject, Statement, Truncate};
 use silt_table::Warehouse;
 
 use crate::access::{Access, script_access};
@@ -132,10 +132,13 @@ impl Engine {
 
     /// An engine over `warehouse` bounded by `options`.
     pub fn with_options(warehouse: Warehouse, options: EngineOptions) -> Self {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false);
+        // `1.005` is the exact DECIMAL(4,3), as in Spark/Databricks, not a
+        // double that is already 1.00499… before any cast (docs/sql.md).
+        config.options_mut().sql_parser.parse_float_as_decimal = true;
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -232,6 +235,14 @@ impl Engine {
                     }
                     Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
                     Statement::CreateView(create) => changed.extend(table_name(&create.name).ok()),
+                    Statement::Truncate(truncate) => {
+                        changed.extend(
+                            truncate
+                                .table_names
+                                .iter()
+                                .filter_map(|t| table_name(&t.name).ok()),
+                        );
+                    }
                     Statement::Drop { names, .. } => {
                         changed.extend(names.iter().filter_map(|n| table_name(n).ok()));
                     }
@@ -364,6 +375,19 @@ impl Engine {
                     RowCounts::default(),
                 )?))
             }
+            Statement::ShowCreate {
+                obj_type: ShowCreateObject::Table | ShowCreateObject::View,
+                obj_name,
+            } => {
+                let name = table_name(&obj_name)?;
+                Ok(StatementOutput::single(
+                    crate::show_create::show_create(&self.warehouse, &name).await?,
+                ))
+            }
+            Statement::ShowCreate { obj_type, .. } => Err(SqlError::Unsupported(format!(
+                "SHOW CREATE {obj_type}: silt has tables and views only"
+            ))),
+            Statement::Truncate(truncate) => self.truncate(truncate).await,
             Statement::Insert(insert) => {
                 let name = match &insert.table {
                     datafusion::sql::sqlparser::ast::TableObject::TableName(name) => table_name(name)?,
@@ -438,6 +462,57 @@ impl Engine {
             }
             other => self.plan_and_run(other, &self.statement_schema()).await,
         }
+    }
+
+    /// `TRUNCATE [TABLE] [IF EXISTS] t, …`: each table's rows removed in one
+    /// commit (its history kept, as DELETE without WHERE keeps it).
+    async fn truncate(&self, truncate: Truncate) -> Result<StatementOutput> {
+        let refused = if truncate.partitions.is_some() {
+            Some("PARTITION (…) (use DELETE FROM t WHERE <partition predicate>)")
+        } else if truncate.identity.is_some() || truncate.cascade.is_some() {
+            Some("RESTART/CONTINUE IDENTITY, CASCADE and RESTRICT")
+        } else if truncate.on_cluster.is_some() {
+            Some("ON CLUSTER")
+        } else if truncate.table_names.iter().any(|t| t.only || t.has_asterisk) {
+            Some("ONLY and `*`")
+        } else {
+            None
+        };
+        if let Some(clause) = refused {
+            return Err(SqlError::Unsupported(format!(
+                "TRUNCATE with {clause}; write TRUNCATE TABLE <table>"
+            )));
+        }
+        let mut last = None;
+        for target in &truncate.table_names {
+            let name = table_name(&target.name)?;
+            let table = match self.warehouse.table(&name).await {
+                Ok(table) => table,
+                Err(silt_table::TableError::NotFound { .. })
+                    if self.warehouse.view(&name).await?.is_some() =>
+                {
+                    return Err(dml::view_target(&name));
+                }
+                Err(silt_table::TableError::NotFound { .. }) if truncate.if_exists => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (after, counts) = table
+                .change()
+                .with_metadata([("silt.statement".to_string(), "TRUNCATE".into())])
+                .delete(None)
+                .await?;
+            let deleted = counts.deleted.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            last = Some((name, after.version(), deleted));
+        }
+        let (name, version, deleted) = last.unwrap_or_default();
+        Ok(StatementOutput::single(change_batch(
+            &name,
+            version,
+            RowCounts {
+                deleted,
+                ..RowCounts::default()
+            },
+        )?))
     }
 
     /// A fresh catalog schema for one statement.

@@ -53,6 +53,7 @@ mod limits;
 mod maintenance;
 mod merge;
 mod redact;
+mod show_create;
 mod statement;
 mod time_travel;
 mod view;
