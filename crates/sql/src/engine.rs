@@ -296,7 +296,12 @@ impl Engine {
             Statement::CreateTable(create) if create.query.is_none() => {
                 crate::ddl::refuse_ignored_clauses(&create)?;
                 let (name, spec) = create_table_spec(&create)?;
-                let table = self.warehouse.create_table(&name, spec).await?;
+                let table = if create.or_replace {
+                    // One commit: new definition, no rows, history kept.
+                    self.warehouse.replace_table(&name, spec, Vec::new()).await?
+                } else {
+                    self.warehouse.create_table(&name, spec).await?
+                };
                 Ok(StatementOutput::single(change_batch(
                     &name,
                     table.version(),
