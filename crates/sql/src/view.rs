@@ -116,9 +116,12 @@ fn refuse_view_clauses(name: &str, create: &CreateView) -> Result<()> {
         Some("view options (TBLPROPERTIES / WITH / OPTIONS)")
     } else if create.comment.is_some() {
         Some("a view COMMENT")
-    } else if !create.cluster_by.is_empty() || create.to.is_some() || create.params.is_some() {
-        Some("this CREATE VIEW clause")
-    } else if create.with_no_schema_binding || create.copy_grants {
+    } else if !create.cluster_by.is_empty()
+        || create.to.is_some()
+        || create.params.is_some()
+        || create.with_no_schema_binding
+        || create.copy_grants
+    {
         Some("this CREATE VIEW clause")
     } else {
         None

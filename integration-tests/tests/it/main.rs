@@ -26,4 +26,5 @@ mod serve_ingest;
 mod serve_sql;
 mod sources_nats;
 mod time_travel;
+mod views;
 mod write_path;
