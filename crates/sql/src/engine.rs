@@ -445,24 +445,33 @@ impl Engine {
                 )?))
             }
             Statement::Update(update) => {
-                let change = dml::plan_update(&self.base, &self.statement_schema(), update)
-                    .await?
-                    .run()
-                    .await?;
+                let change = retry_conflicts(|| async {
+                    dml::plan_update(&self.base, &self.statement_schema(), update.clone())
+                        .await?
+                        .run()
+                        .await
+                })
+                .await?;
                 change_output(change)
             }
             Statement::Delete(delete) => {
-                let change = dml::plan_delete(&self.base, &self.statement_schema(), delete)
-                    .await?
-                    .run()
-                    .await?;
+                let change = retry_conflicts(|| async {
+                    dml::plan_delete(&self.base, &self.statement_schema(), delete.clone())
+                        .await?
+                        .run()
+                        .await
+                })
+                .await?;
                 change_output(change)
             }
             Statement::Merge(merge) => {
-                let change = merge::plan_merge(&self.base, &self.statement_schema(), merge)
-                    .await?
-                    .run()
-                    .await?;
+                let change = retry_conflicts(|| async {
+                    merge::plan_merge(&self.base, &self.statement_schema(), merge.clone())
+                        .await?
+                        .run()
+                        .await
+                })
+                .await?;
                 change_output(change)
             }
             other => self.plan_and_run(other, &self.statement_schema()).await,
@@ -791,6 +800,35 @@ fn names_any(statement: &Statement, names: &std::collections::HashSet<String>) -
 }
 
 /// The one-row answer of a statement that changed a table.
+/// How many times an UPDATE, DELETE or MERGE that lost a commit conflict
+/// is planned again and re-run.
+const DML_CONFLICT_RETRIES: usize = 3;
+
+/// Runs a DML statement; when its commit loses a conflict (another DML or
+/// an automatic compaction removed files it had read), it committed
+/// nothing, so it is planned again on the newest snapshot (a fresh
+/// statement schema) and re-run, as a later statement would be. Only after
+/// [`DML_CONFLICT_RETRIES`] lost conflicts does the caller see 409.
+async fn retry_conflicts<F, Fut>(mut attempt: F) -> Result<dml::Change>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<dml::Change>>,
+{
+    let mut lost = 0;
+    loop {
+        match attempt().await {
+            Err(error) if error.kind() == silt_table::ErrorKind::Conflict && lost < DML_CONFLICT_RETRIES => {
+                lost += 1;
+                tracing::info!(
+                    attempt = lost,
+                    "DML statement lost a commit conflict; planning it again"
+                );
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 fn change_output(change: dml::Change) -> Result<StatementOutput> {
     Ok(StatementOutput::single(change_batch(
         &change.table,

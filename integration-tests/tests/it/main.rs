@@ -19,6 +19,7 @@ mod hardening_http;
 mod hardening_sql;
 mod ingest_contract;
 mod interop;
+mod maintenance;
 mod object_store;
 mod pg_wire;
 mod readme;
