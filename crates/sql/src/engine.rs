@@ -136,9 +136,8 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false);
-        // `1.005` is the exact DECIMAL(4,3), as in Spark/Databricks, not a
-        // double that is already 1.00499… before any cast (docs/sql.md).
-        config.options_mut().sql_parser.parse_float_as_decimal = true;
+        // Not `sql_parser.parse_float_as_decimal`: DataFusion 55 then reads
+        // `1e300` as a decimal of scale -300 and refuses it (docs/sql.md).
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
