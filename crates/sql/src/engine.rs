@@ -132,7 +132,7 @@ impl Engine {
 
     /// An engine over `warehouse` bounded by `options`.
     pub fn with_options(warehouse: Warehouse, options: EngineOptions) -> Self {
-        let mut config = SessionConfig::new()
+        let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false);
