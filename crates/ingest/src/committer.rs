@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dead_letter::{DeadLetter, Origin, dead_letter_batch, dead_letter_schema};
 use crate::error::{IngestError, Result};
+use crate::maintenance::{Maintainer, MaintenancePolicy};
 use crate::mode::{IngestMode, Upsert};
 use crate::policy::{DEAD_LETTER_TABLE, Policy};
 use crate::service::{IngestObserver, Shared};
@@ -126,6 +127,9 @@ pub(crate) struct Committer {
     /// The handle must be checked against a fresh load before the next
     /// commit (set after a failed commit and when the stamp changed).
     stale: bool,
+    /// Automatic compaction and vacuum (see `maintenance.rs`).
+    maintainer: Maintainer,
+    maintenance: MaintenancePolicy,
 }
 
 impl Committer {
@@ -149,6 +153,8 @@ impl Committer {
             checkpointing: None,
             stamp: None,
             stale: false,
+            maintainer: Maintainer::default(),
+            maintenance: MaintenancePolicy::default(),
         }
     }
 
@@ -202,6 +208,7 @@ impl Committer {
         if let Some(task) = self.checkpointing.take() {
             let _ = task.await;
         }
+        self.maintainer.finish().await;
         tracing::debug!(table = self.table.name(), "committer stopped");
     }
 
@@ -418,6 +425,7 @@ impl Committer {
         }
         if let Ok(properties) = self.table.properties() {
             self.shared.set_policy(Policy::from_properties(&properties));
+            self.maintenance = MaintenancePolicy::from_properties(&properties);
         }
         Ok(())
     }
@@ -591,6 +599,15 @@ impl Committer {
         }
         if let Ok(properties) = self.table.properties() {
             self.shared.set_policy(Policy::from_properties(&properties));
+            self.maintenance = MaintenancePolicy::from_properties(&properties);
+        }
+        if version > before {
+            self.maintainer.committed(
+                self.table.name(),
+                &self.warehouse,
+                &self.maintenance,
+                &self.observer,
+            );
         }
         let interval = self.table.checkpoint_interval();
         if version > before && version / interval > before / interval {

@@ -46,6 +46,8 @@ pub trait IngestObserver: Send + Sync {
     fn committed(&self, _table: &str, _stats: &CommitStats) {}
     /// A table's queue holds `bytes` now.
     fn queued(&self, _table: &str, _bytes: u64) {}
+    /// Automatic maintenance looked at (and maybe compacted) a table.
+    fn maintained(&self, _table: &str, _stats: &crate::MaintenanceStats) {}
 }
 
 /// An observer that records nothing.

@@ -11,7 +11,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use silt_erasure::{ErasureObserver, Status, TableReport};
-use silt_ingest::{CommitStats, IngestObserver};
+use silt_ingest::{CommitStats, IngestObserver, MaintenanceStats};
 use silt_sources::{BatchStats, SourceObserver};
 
 /// The `table` label of silt's internal tables (dead letters, the erasure
@@ -58,6 +58,21 @@ pub struct Metrics {
     sql_rows: IntCounterVec,
     sql_bytes: IntCounterVec,
     sql_active: IntGaugeVec,
+    maintenance_runs: IntCounterVec,
+    maintenance_files: IntCounterVec,
+    maintenance_bytes: IntCounterVec,
+    table_files: IntGaugeVec,
+    table_small_files: IntGaugeVec,
+    maintenance_last_run: IntGaugeVec,
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let gauge =
+        IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(gauge.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    gauge
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGaugeVec {
@@ -300,6 +315,42 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("metric silt_sql_active_statements: {e}"));
                 active
             },
+            maintenance_runs: counter(
+                &registry,
+                "silt_maintenance_runs_total",
+                "automatic maintenance runs, by outcome (compacted, nothing, conflict, failed)",
+                &["table", "outcome"],
+            ),
+            maintenance_files: counter(
+                &registry,
+                "silt_maintenance_files_total",
+                "data files automatic maintenance compacted (merged away) or vacuumed",
+                &["table", "action"],
+            ),
+            maintenance_bytes: counter(
+                &registry,
+                "silt_maintenance_bytes_compacted_total",
+                "bytes of the small files automatic compaction merged",
+                &["table"],
+            ),
+            table_files: gauge_vec(
+                &registry,
+                "silt_table_files",
+                "live data files of a table after maintenance last ran",
+                &["table"],
+            ),
+            table_small_files: gauge_vec(
+                &registry,
+                "silt_table_small_files",
+                "live data files under half the target size after maintenance last ran",
+                &["table"],
+            ),
+            maintenance_last_run: gauge_vec(
+                &registry,
+                "silt_maintenance_last_run_timestamp_seconds",
+                "when automatic maintenance last looked at a table (Unix seconds)",
+                &["table"],
+            ),
             registry,
         }
     }
@@ -434,6 +485,38 @@ impl IngestObserver for Metrics {
         self.queue_bytes
             .with_label_values(&[table])
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    fn maintained(&self, table: &str, stats: &MaintenanceStats) {
+        let table = table_label(table);
+        let outcome = if stats.failed {
+            "failed"
+        } else if stats.conflicted {
+            "conflict"
+        } else if stats.files_removed > 0 {
+            "compacted"
+        } else {
+            "nothing"
+        };
+        self.maintenance_runs.with_label_values(&[table, outcome]).inc();
+        self.maintenance_files
+            .with_label_values(&[table, "compacted"])
+            .inc_by(stats.files_removed);
+        self.maintenance_files
+            .with_label_values(&[table, "vacuumed"])
+            .inc_by(stats.files_vacuumed);
+        self.maintenance_bytes
+            .with_label_values(&[table])
+            .inc_by(stats.bytes_compacted);
+        self.table_files
+            .with_label_values(&[table])
+            .set(i64::try_from(stats.files).unwrap_or(i64::MAX));
+        self.table_small_files
+            .with_label_values(&[table])
+            .set(i64::try_from(stats.small_files).unwrap_or(i64::MAX));
+        self.maintenance_last_run
+            .with_label_values(&[table])
+            .set(chrono::Utc::now().timestamp());
     }
 }
 

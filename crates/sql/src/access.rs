@@ -102,6 +102,9 @@ mod tests {
             ("RESTORE TABLE t TO VERSION AS OF 1", Access::Admin),
             ("EXPLAIN ANALYZE SELECT 1", Access::Read),
             ("DESCRIBE DETAIL t; VACUUM t", Access::Admin),
+            ("CREATE VIEW v AS SELECT * FROM t", Access::Admin),
+            ("CREATE OR REPLACE VIEW v AS SELECT 1", Access::Admin),
+            ("DROP VIEW IF EXISTS v", Access::Admin),
         ];
         for (sql, expected) in cases {
             assert_eq!(required_access(sql).expect(sql), expected, "{sql}");

@@ -4,18 +4,26 @@
 //! names once and keeps that snapshot for the rest of the statement: snapshot
 //! isolation without locks. Time-travel references are rewritten beforehand to
 //! synthetic names (`t@v12`) that this schema resolves to that version.
+//!
+//! A name that is no table may be a view stored in the warehouse: it is
+//! planned here, at plan time, by the [`ExpandView`] the engine hands in
+//! (planning needs the time-travel and parse modules, which sit above this
+//! one), with a child schema that shares this statement's pinned snapshots.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList, SchemaProvider,
     TableProvider,
 };
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
-use silt_table::{Table, TableError, Warehouse};
+use datafusion::logical_expr::{LogicalPlan, TableType};
+use futures::future::BoxFuture;
+use silt_table::{Table, TableError, ViewDefinition, Warehouse};
 
 /// The catalog and schema names silt's tables live under.
 pub const CATALOG: &str = "silt";
@@ -31,14 +39,39 @@ pub(crate) fn versioned_name(name: &str, version: u64) -> String {
     format!("{name}{VERSION_MARK}{version}")
 }
 
+/// How deep views may nest (a view over a view over …), so a cycle
+/// written with OR REPLACE ends in an error, not a stack overflow.
+const MAX_VIEW_DEPTH: usize = 16;
+
+/// Plans a view's query over `schema` (a child of the statement's schema,
+/// see [`StatementSchema::for_view`]).
+pub(crate) type ExpandView = Arc<
+    dyn Fn(Arc<StatementSchema>, ViewDefinition) -> BoxFuture<'static, crate::error::Result<LogicalPlan>>
+        + Send
+        + Sync,
+>;
+
 /// Tables resolved for one statement.
-#[derive(Debug)]
 pub(crate) struct StatementSchema {
     warehouse: Warehouse,
     /// The engine's base session: scans follow its settings (Parquet filter
     /// pushdown, view types) and register object stores in its runtime.
     session: Arc<SessionState>,
-    resolved: Mutex<HashMap<String, Table>>,
+    /// Shared with the schemas of the views this statement expands, so a
+    /// table read inside and outside a view is one snapshot.
+    resolved: Arc<Mutex<HashMap<String, Table>>>,
+    expand: ExpandView,
+    /// The views being expanded, outermost first.
+    expanding: Vec<String>,
+}
+
+impl std::fmt::Debug for StatementSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementSchema")
+            .field("warehouse", &self.warehouse)
+            .field("expanding", &self.expanding)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `schema` as the only catalog of a statement's session: `silt.public`.
@@ -51,12 +84,81 @@ pub(crate) fn statement_catalogs(schema: &Arc<StatementSchema>) -> DfResult<Arc<
 }
 
 impl StatementSchema {
-    pub(crate) fn new(warehouse: Warehouse, session: Arc<SessionState>) -> Self {
+    pub(crate) fn new(warehouse: Warehouse, session: Arc<SessionState>, expand: ExpandView) -> Self {
         Self {
             warehouse,
             session,
-            resolved: Mutex::new(HashMap::new()),
+            resolved: Arc::new(Mutex::new(HashMap::new())),
+            expand,
+            expanding: Vec::new(),
         }
+    }
+
+    /// The engine's base session.
+    pub(crate) fn session(&self) -> &Arc<SessionState> {
+        &self.session
+    }
+
+    /// The schema a view's query is planned in: the same pinned tables,
+    /// one level deeper. Refuses a view that (through others) refers to
+    /// itself, and nesting beyond [`MAX_VIEW_DEPTH`].
+    pub(crate) fn for_view(&self, view: &str) -> crate::error::Result<Arc<StatementSchema>> {
+        if self.expanding.iter().any(|v| v == view) {
+            let chain: Vec<&str> = self.expanding.iter().map(String::as_str).chain([view]).collect();
+            return Err(crate::error::SqlError::Invalid(format!(
+                "view '{view}' refers to itself ({}); replace one of these views",
+                chain.join(" → ")
+            )));
+        }
+        if self.expanding.len() >= MAX_VIEW_DEPTH {
+            return Err(crate::error::SqlError::Invalid(format!(
+                "views nest deeper than {MAX_VIEW_DEPTH} levels at view '{view}'"
+            )));
+        }
+        let mut expanding = self.expanding.clone();
+        expanding.push(view.to_string());
+        Ok(Arc::new(StatementSchema {
+            warehouse: self.warehouse.clone(),
+            session: self.session.clone(),
+            resolved: self.resolved.clone(),
+            expand: self.expand.clone(),
+            expanding,
+        }))
+    }
+
+    /// The stored view `name`, if `name` is a view (never for a versioned name).
+    pub(crate) async fn view(&self, name: &str) -> crate::error::Result<Option<ViewDefinition>> {
+        if name.contains(VERSION_MARK) || silt_table::is_internal_table(name) {
+            return Ok(None);
+        }
+        Ok(self.warehouse.view(name).await?)
+    }
+
+    /// View `definition` planned, as a provider DataFusion inlines.
+    async fn expand_view(&self, definition: ViewDefinition) -> DfResult<Arc<dyn TableProvider>> {
+        let name = definition.name.clone();
+        let query = definition.query.clone();
+        let planned = match self.for_view(&name) {
+            Ok(child) => (self.expand)(child, definition).await,
+            Err(error) => Err(error),
+        };
+        let plan = planned.map_err(|error| {
+            // Say which view failed: "table 't' not found" alone would
+            // puzzle a user who only named the view.
+            let error = match error {
+                crate::error::SqlError::NotFound(reason) => crate::error::SqlError::NotFound(format!(
+                    "view '{name}' cannot be read: {reason}; replace the view (CREATE OR REPLACE VIEW) or drop it"
+                )),
+                crate::error::SqlError::Table(TableError::NotFound { table, .. }) => {
+                    crate::error::SqlError::NotFound(format!(
+                        "view '{name}' cannot be read: table '{table}' not found; replace the view (CREATE OR REPLACE VIEW) or drop it"
+                    ))
+                }
+                other => other,
+            };
+            DataFusionError::External(Box::new(error))
+        })?;
+        Ok(Arc::new(ViewTable::new(plan, Some(query))))
     }
 
     /// Pins `table` under `name` for the rest of the statement.
@@ -116,14 +218,25 @@ impl SchemaProvider for StatementSchema {
             return Vec::new();
         }
         let warehouse = self.warehouse.clone();
-        let mut names =
-            tokio::task::block_in_place(|| handle.block_on(warehouse.list_tables())).unwrap_or_default();
+        let (tables, views) = tokio::task::block_in_place(|| {
+            handle.block_on(async { (warehouse.list_tables().await, warehouse.list_views().await) })
+        });
+        let mut names = tables.unwrap_or_default();
+        names.extend(views.unwrap_or_default());
         names.retain(|name| !silt_table::is_internal_table(name));
+        names.sort();
         names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.resolve(name).await? else {
+            if let Some(definition) = self
+                .view(name)
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+            {
+                return self.expand_view(definition).await.map(Some);
+            }
             // DataFusion asks for a table before it tries a table function
             // of that name (generate_series): those stay for it to find.
             if self.session.table_functions().contains_key(name) {
@@ -144,6 +257,18 @@ impl SchemaProvider for StatementSchema {
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Some(provider))
+    }
+
+    /// Answered without planning a view (SHOW TABLES, information_schema.tables).
+    async fn table_type(&self, name: &str) -> DfResult<Option<TableType>> {
+        if self.resolve(name).await?.is_some() {
+            return Ok(Some(TableType::Base));
+        }
+        let view = self
+            .view(name)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(view.map(|_| TableType::View))
     }
 
     fn table_exist(&self, name: &str) -> bool {

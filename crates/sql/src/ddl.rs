@@ -71,6 +71,11 @@ pub(crate) fn refuse_ignored_clauses(create: &CreateTable) -> Result<()> {
     } else {
         None
     };
+    if create.or_replace && create.if_not_exists {
+        return Err(SqlError::Invalid(
+            "CREATE OR REPLACE TABLE and IF NOT EXISTS contradict each other; use one".to_string(),
+        ));
+    }
     if create.comment.is_some() {
         return Err(SqlError::Invalid(
             "a table COMMENT is not supported yet: create the table without it".to_string(),
@@ -258,11 +263,6 @@ where
     let Some(query) = create.query.take() else {
         return Err(SqlError::Invalid(format!("CREATE TABLE {name} AS needs a query")));
     };
-    if create.or_replace {
-        return Err(SqlError::Unsupported(format!(
-            "CREATE OR REPLACE TABLE {name}; drop the table first, or use INSERT OVERWRITE"
-        )));
-    }
     if !create.columns.is_empty() {
         return Err(SqlError::Unsupported(format!(
             "a column list in CREATE TABLE {name} … AS SELECT; the query's columns define the table, rename them with AS"
@@ -280,7 +280,7 @@ where
         }
     }
     let properties = create_properties(&create)?;
-    if warehouse.exists(&name).await? {
+    if !create.or_replace && warehouse.exists(&name).await? {
         if create.if_not_exists {
             let version = warehouse.table(&name).await?.version();
             return Ok((name, version, 0));
@@ -338,6 +338,18 @@ where
         properties,
         if_not_exists: false,
     };
+    if create.or_replace {
+        // One commit replaces definition and rows, keeping the history
+        // (DESCRIBE HISTORY, VERSION AS OF an older version).
+        let target = silt_table::types::delta_compatible_schema(&spec.schema)
+            .map_err(|reason| SqlError::Invalid(format!("CREATE OR REPLACE TABLE {name}: {reason}")))?;
+        let batches = batches
+            .iter()
+            .map(|batch| conform(batch, &target, &name))
+            .collect::<Result<Vec<_>>>()?;
+        let table = warehouse.replace_table(&name, spec, batches).await?;
+        return Ok((name, table.version(), i64::try_from(rows).unwrap_or(i64::MAX)));
+    }
     let mut table = warehouse.create_table(&name, spec).await?;
     if rows == 0 {
         return Ok((name, table.version(), 0));

@@ -66,10 +66,20 @@ pub(crate) fn dml_session(base: &SessionState, schema: &Arc<StatementSchema>) ->
 
 /// Loads the target table of a DML statement, pinned for the statement.
 pub(crate) async fn target_table(schema: &StatementSchema, name: &str) -> Result<Table> {
-    schema
-        .resolve(name)
-        .await?
-        .ok_or_else(|| SqlError::NotFound(format!("table '{name}' not found")))
+    if let Some(table) = schema.resolve(name).await? {
+        return Ok(table);
+    }
+    if schema.view(name).await?.is_some() {
+        return Err(view_target(name));
+    }
+    Err(SqlError::NotFound(format!("table '{name}' not found")))
+}
+
+/// The error for a write into a view.
+pub(crate) fn view_target(name: &str) -> SqlError {
+    SqlError::Invalid(format!(
+        "'{name}' is a view, which cannot be written; change the tables it reads"
+    ))
 }
 
 /// The name of the column `ident` names in `schema`: unquoted names fold to
@@ -455,7 +465,12 @@ pub(crate) async fn plan_update(
     let sets: Vec<(String, Expr)> = checks
         .into_iter()
         .filter_map(|check| match check.role {
-            Role::Assign { column, .. } => Some((column, unnormalize_col(check.expr))),
+            // Cast to the column's type here: a value of another type (the
+            // DECIMAL literal `7.0` into a DOUBLE) must not reach the
+            // constraint check or the writer uncast.
+            Role::Assign { column, data_type } => {
+                Some((column, cast(unnormalize_col(check.expr), data_type)))
+            }
             Role::Condition => None,
         })
         .collect();

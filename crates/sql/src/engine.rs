@@ -15,7 +15,7 @@ use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectType, ShowCreateObject, Statement, Truncate};
 use silt_table::Warehouse;
 
 use crate::access::{Access, script_access};
@@ -149,6 +149,8 @@ impl Engine {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_create_default_catalog_and_schema(false);
+        // Not `sql_parser.parse_float_as_decimal`: DataFusion 55 then reads
+        // `1e300` as a decimal of scale -300 and refuses it (docs/sql.md).
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -283,6 +285,15 @@ impl Engine {
                     }
                 }
                 Statement::CreateTable(create) => changed.extend(table_name(&create.name).ok()),
+                Statement::CreateView(create) => changed.extend(table_name(&create.name).ok()),
+                Statement::Truncate(truncate) => {
+                    changed.extend(
+                        truncate
+                            .table_names
+                            .iter()
+                            .filter_map(|t| table_name(&t.name).ok()),
+                    );
+                }
                 Statement::Drop { names, .. } => {
                     changed.extend(names.iter().filter_map(|n| table_name(n).ok()));
                 }
@@ -335,17 +346,44 @@ impl Engine {
             Statement::CreateTable(create) if create.query.is_none() => {
                 crate::ddl::refuse_ignored_clauses(&create)?;
                 let (name, spec) = create_table_spec(&create)?;
-                let table = self.warehouse.create_table(&name, spec).await?;
+                let table = if create.or_replace {
+                    // One commit: new definition, no rows, history kept.
+                    self.warehouse.replace_table(&name, spec, Vec::new()).await?
+                } else {
+                    self.warehouse.create_table(&name, spec).await?
+                };
                 Ok(StatementOutput::single(change_batch(
                     &name,
                     table.version(),
                     RowCounts::default(),
                 )?))
             }
-            Statement::CreateView(_) => Err(SqlError::Invalid(
-                "CREATE VIEW is not supported yet: save the query and run it, or CREATE TABLE … AS SELECT"
-                    .to_string(),
-            )),
+            Statement::CreateView(create) => {
+                let plan = |query| async move {
+                    let schema = self.statement_schema();
+                    self.plan_frame(Statement::Query(query), &schema, Vec::new(), Binding::Now)
+                        .await
+                };
+                let name = crate::view::create_view(&self.warehouse, create, plan).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &name,
+                    0,
+                    RowCounts::default(),
+                )?))
+            }
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                ..
+            } => {
+                let dropped = crate::view::drop_views(&self.warehouse, &names, if_exists).await?;
+                Ok(StatementOutput::single(change_batch(
+                    &dropped.unwrap_or_default(),
+                    0,
+                    RowCounts::default(),
+                )?))
+            }
             Statement::CreateTable(create) => {
                 crate::ddl::refuse_ignored_clauses(&create)?;
                 let plan = |query| async move {
@@ -372,6 +410,13 @@ impl Engine {
                     let name = table_name(name)?;
                     let version = match self.warehouse.table(&name).await {
                         Ok(table) => table.version(),
+                        Err(silt_table::TableError::NotFound { .. })
+                            if self.warehouse.view(&name).await?.is_some() =>
+                        {
+                            return Err(SqlError::Invalid(format!(
+                                "'{name}' is a view, not a table: use DROP VIEW {name}"
+                            )));
+                        }
                         Err(silt_table::TableError::NotFound { .. }) if if_exists => continue,
                         Err(e) => return Err(e.into()),
                     };
@@ -385,12 +430,28 @@ impl Engine {
                     RowCounts::default(),
                 )?))
             }
+            Statement::ShowCreate {
+                obj_type: ShowCreateObject::Table | ShowCreateObject::View,
+                obj_name,
+            } => {
+                let name = table_name(&obj_name)?;
+                Ok(StatementOutput::single(
+                    crate::show_create::show_create(&self.warehouse, &name).await?,
+                ))
+            }
+            Statement::ShowCreate { obj_type, .. } => Err(SqlError::Unsupported(format!(
+                "SHOW CREATE {obj_type}: silt has tables and views only"
+            ))),
+            Statement::Truncate(truncate) => self.truncate(truncate).await,
             Statement::Insert(insert) => {
                 let name = match &insert.table {
                     datafusion::sql::sqlparser::ast::TableObject::TableName(name) => table_name(name)?,
                     other => return Err(SqlError::Unsupported(format!("INSERT INTO {other}"))),
                 };
                 let schema = self.statement_schema();
+                if schema.resolve(&name).await?.is_none() && schema.view(&name).await?.is_some() {
+                    return Err(dml::view_target(&name));
+                }
                 let (state, plan) = self
                     .plan_logical(Statement::Insert(insert), &schema, Vec::new(), Binding::Now)
                     .await?;
@@ -434,33 +495,97 @@ impl Engine {
                 )?))
             }
             Statement::Update(update) => {
-                let change = dml::plan_update(&self.base, &self.statement_schema(), update)
-                    .await?
-                    .run()
-                    .await?;
+                let change = retry_conflicts(|| async {
+                    dml::plan_update(&self.base, &self.statement_schema(), update.clone())
+                        .await?
+                        .run()
+                        .await
+                })
+                .await?;
                 change_output(change)
             }
             Statement::Delete(delete) => {
-                let change = dml::plan_delete(&self.base, &self.statement_schema(), delete)
-                    .await?
-                    .run()
-                    .await?;
+                let change = retry_conflicts(|| async {
+                    dml::plan_delete(&self.base, &self.statement_schema(), delete.clone())
+                        .await?
+                        .run()
+                        .await
+                })
+                .await?;
                 change_output(change)
             }
             Statement::Merge(merge) => {
-                let change = merge::plan_merge(&self.base, &self.statement_schema(), merge)
-                    .await?
-                    .run()
-                    .await?;
+                let change = retry_conflicts(|| async {
+                    merge::plan_merge(&self.base, &self.statement_schema(), merge.clone())
+                        .await?
+                        .run()
+                        .await
+                })
+                .await?;
                 change_output(change)
             }
             other => self.plan_and_run(other, &self.statement_schema()).await,
         }
     }
 
+    /// `TRUNCATE [TABLE] [IF EXISTS] t, …`: each table's rows removed in one
+    /// commit (its history kept, as DELETE without WHERE keeps it).
+    async fn truncate(&self, truncate: Truncate) -> Result<StatementOutput> {
+        let refused = if truncate.partitions.is_some() {
+            Some("PARTITION (…) (use DELETE FROM t WHERE <partition predicate>)")
+        } else if truncate.identity.is_some() || truncate.cascade.is_some() {
+            Some("RESTART/CONTINUE IDENTITY, CASCADE and RESTRICT")
+        } else if truncate.on_cluster.is_some() {
+            Some("ON CLUSTER")
+        } else if truncate.table_names.iter().any(|t| t.only || t.has_asterisk) {
+            Some("ONLY and `*`")
+        } else {
+            None
+        };
+        if let Some(clause) = refused {
+            return Err(SqlError::Unsupported(format!(
+                "TRUNCATE with {clause}; write TRUNCATE TABLE <table>"
+            )));
+        }
+        let mut last = None;
+        for target in &truncate.table_names {
+            let name = table_name(&target.name)?;
+            let table = match self.warehouse.table(&name).await {
+                Ok(table) => table,
+                Err(silt_table::TableError::NotFound { .. })
+                    if self.warehouse.view(&name).await?.is_some() =>
+                {
+                    return Err(dml::view_target(&name));
+                }
+                Err(silt_table::TableError::NotFound { .. }) if truncate.if_exists => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let (after, counts) = table
+                .change()
+                .with_metadata([("silt.statement".to_string(), "TRUNCATE".into())])
+                .delete(None)
+                .await?;
+            let deleted = counts.deleted.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            last = Some((name, after.version(), deleted));
+        }
+        let (name, version, deleted) = last.unwrap_or_default();
+        Ok(StatementOutput::single(change_batch(
+            &name,
+            version,
+            RowCounts {
+                deleted,
+                ..RowCounts::default()
+            },
+        )?))
+    }
+
     /// A fresh catalog schema for one statement.
     pub(crate) fn statement_schema(&self) -> Arc<StatementSchema> {
-        Arc::new(StatementSchema::new(self.warehouse.clone(), self.base.clone()))
+        Arc::new(StatementSchema::new(
+            self.warehouse.clone(),
+            self.base.clone(),
+            crate::view::expander(),
+        ))
     }
 
     /// Plans with DataFusion over the statement's catalog and runs the plan.
@@ -725,6 +850,35 @@ fn names_any(statement: &Statement, names: &std::collections::HashSet<String>) -
 }
 
 /// The one-row answer of a statement that changed a table.
+/// How many times an UPDATE, DELETE or MERGE that lost a commit conflict
+/// is planned again and re-run.
+const DML_CONFLICT_RETRIES: usize = 3;
+
+/// Runs a DML statement; when its commit loses a conflict (another DML or
+/// an automatic compaction removed files it had read), it committed
+/// nothing, so it is planned again on the newest snapshot (a fresh
+/// statement schema) and re-run, as a later statement would be. Only after
+/// [`DML_CONFLICT_RETRIES`] lost conflicts does the caller see 409.
+async fn retry_conflicts<F, Fut>(mut attempt: F) -> Result<dml::Change>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<dml::Change>>,
+{
+    let mut lost = 0;
+    loop {
+        match attempt().await {
+            Err(error) if error.kind() == silt_table::ErrorKind::Conflict && lost < DML_CONFLICT_RETRIES => {
+                lost += 1;
+                tracing::info!(
+                    attempt = lost,
+                    "DML statement lost a commit conflict; planning it again"
+                );
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 fn change_output(change: dml::Change) -> Result<StatementOutput> {
     Ok(StatementOutput::single(change_batch(
         &change.table,

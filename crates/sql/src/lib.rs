@@ -54,8 +54,10 @@ mod limits;
 mod maintenance;
 mod merge;
 mod redact;
+mod show_create;
 mod statement;
 mod time_travel;
+mod view;
 
 pub use access::{Access, required_access};
 pub use datafusion::common::ScalarValue;

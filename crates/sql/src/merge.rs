@@ -178,11 +178,12 @@ impl Sides<'_> {
             place,
             role: Role::Assign {
                 column: column.clone(),
-                data_type,
+                data_type: data_type.clone(),
             },
             expr: value.clone(),
         });
-        sets.push((column, value));
+        // As UPDATE does: the value in the column's type (see dml.rs).
+        sets.push((column, datafusion::logical_expr::cast(value, data_type)));
         Ok(())
     }
 

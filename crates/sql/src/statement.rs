@@ -86,6 +86,7 @@ fn parse_chunk(
     }
     let mut chunk = chunk.to_vec();
     crate::merge::rewrite_star_actions(&mut chunk);
+    drop_describe_table_keyword(&mut chunk, significant);
     let mut parser = Parser::new(dialect).with_tokens_with_locations(chunk);
     let end = significant.last().map(|t| t.span.end);
     let statement = parser.parse_statement().map_err(|e| {
@@ -190,6 +191,25 @@ pub fn ends_statement(sql: &str) -> bool {
         .rev()
         .find(|t| !matches!(t, Token::Whitespace(_) | Token::EOF))
         .is_some_and(|t| *t == Token::SemiColon)
+}
+
+/// `DESCRIBE TABLE t` (Databricks) is `DESCRIBE t`: the optional TABLE
+/// keyword is dropped before sqlparser, which reads it only for other
+/// dialects. `DESCRIBE table` alone still names a table called table.
+fn drop_describe_table_keyword(chunk: &mut Vec<TokenWithSpan>, significant: &[&TokenWithSpan]) {
+    let describe = significant
+        .first()
+        .is_some_and(|t| keyword(t, Keyword::DESCRIBE) || keyword(t, Keyword::DESC));
+    if !(describe && significant.len() > 2 && is_word(&significant[1].token, "table")) {
+        return;
+    }
+    let at = significant[1].span;
+    if let Some(index) = chunk
+        .iter()
+        .position(|t| t.span == at && is_word(&t.token, "table"))
+    {
+        chunk.remove(index);
+    }
 }
 
 fn keyword(token: &TokenWithSpan, expected: Keyword) -> bool {

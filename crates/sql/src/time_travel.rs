@@ -42,6 +42,11 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
     let mut renames = Vec::new();
     for (name, as_of) in found {
         let Some(table) = schema.resolve(&name).await? else {
+            if schema.view(&name).await?.is_some() {
+                return Err(SqlError::Invalid(format!(
+                    "VERSION AS OF applies to tables: '{name}' is a view; write the time travel inside the view's query"
+                )));
+            }
             return Err(SqlError::NotFound(format!("table '{name}' not found")));
         };
         let resolved = match as_of {

@@ -620,6 +620,79 @@ impl<'a> Change<'a> {
         Ok(self.done(dropped))
     }
 
+    /// `CREATE OR REPLACE TABLE`: one commit that gives the table `spec`'s
+    /// columns, partitioning and properties and `batches` (already in
+    /// `spec.schema`) as its only rows, as Delta's REPLACE does: every
+    /// current file is removed, the history stays (time travel to an older
+    /// version reads the old schema and rows). The protocol never goes
+    /// down: the old one is the floor of the new. Rows are checked against
+    /// the new NOT NULL columns and CHECK constraints before anything is
+    /// written, and rows of erased subjects are dropped.
+    pub(crate) async fn replace(
+        self,
+        spec: &crate::TableSpec,
+        batches: Vec<deltalake::arrow::record_batch::RecordBatch>,
+        storage_options: &HashMap<String, String>,
+    ) -> Result<Table> {
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+        let name = self.name().to_string();
+        let (schema, properties) = crate::warehouse::checked_definition(&name, spec)?;
+        let kernel: deltalake::kernel::StructType =
+            schema
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| TableError::InvalidDefinition {
+                    table: name.clone(),
+                    reason: e.to_string(),
+                })?;
+        let checks = crate::constraints::constraints_of(&properties);
+        crate::constraints::check_batches(&name, &schema, &checks, &batches)?;
+        let batches = match crate::suppress::Check::with_properties(self.table, &properties)? {
+            Some(check) => check.batches(batches)?,
+            None => batches,
+        };
+        let _gate = self.gate(false).await;
+        let mut delta = self.delta();
+        delta
+            .update_state()
+            .await
+            .map_err(|e| TableError::operation("CREATE OR REPLACE TABLE", &name, e))?;
+        let mut actions = vec![Action::Protocol(self.table.state()?.protocol().clone())];
+        if batches.iter().any(|b| b.num_rows() > 0) {
+            let mut writer = deltalake::writer::RecordBatchWriter::try_new(
+                self.table.location().as_str(),
+                schema.clone(),
+                Some(spec.partition_columns.clone()),
+                Some(storage_options.clone()),
+            )
+            .map_err(|e| TableError::delta(&name, e))?
+            .with_writer_properties(crate::writer_properties(&properties));
+            for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
+                deltalake::writer::DeltaWriter::write(&mut writer, batch)
+                    .await
+                    .map_err(|e| TableError::operation("CREATE OR REPLACE TABLE", &name, e))?;
+            }
+            let adds = deltalake::writer::DeltaWriter::flush(&mut writer)
+                .await
+                .map_err(|e| TableError::operation("CREATE OR REPLACE TABLE", &name, e))?;
+            actions.extend(adds.into_iter().map(Action::Add));
+        }
+        let replaced = delta
+            .create()
+            .with_table_name(name.clone())
+            .with_columns(kernel.fields().cloned())
+            .with_partition_columns(spec.partition_columns.clone())
+            .with_configuration(properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+            .with_save_mode(SaveMode::Overwrite)
+            .with_raise_if_key_not_exists(false)
+            .with_actions(actions)
+            .with_commit_properties(self.props())
+            .await
+            .map_err(|e| TableError::operation("CREATE OR REPLACE TABLE", &name, e))?;
+        tracing::info!(table = %name, "replaced table");
+        Ok(self.done(replaced))
+    }
+
     /// Commits `actions` (removes and adds of a rewrite whose files were
     /// written with [`Table::file_writer`]) as `operation`, checked against
     /// this handle's snapshot. Returns the new version.

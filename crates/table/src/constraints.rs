@@ -182,56 +182,12 @@ impl crate::Table {
     /// NULL in a NOT NULL column or violates a CHECK constraint, naming
     /// the first one violated.
     pub fn check_rows(&self, batches: &[RecordBatch]) -> Result<()> {
-        let schema = self.schema()?;
-        let constraints = self.check_constraints()?;
-        let violated = |violation: Violation| TableError::ConstraintViolated {
-            table: self.name().to_string(),
-            violation,
-        };
-        for batch in batches {
-            for field in schema.fields().iter().filter(|f| !f.is_nullable()) {
-                if let Some(column) = batch.column_by_name(field.name())
-                    && column.null_count() > 0
-                {
-                    return Err(violated(Violation::NotNull(field.name().clone())));
-                }
-            }
-        }
-        if constraints.is_empty() {
-            return Ok(());
-        }
-        let session = session();
-        let mut planned: Option<(Arc<ArrowSchema>, Vec<_>)> = None;
-        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-            if planned.as_ref().is_none_or(|(s, _)| *s != batch.schema()) {
-                let df_schema = DFSchema::try_from(batch.schema().as_ref().clone()).map_err(|e| {
-                    TableError::InvalidData {
-                        table: self.name().to_string(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                let mut checks = Vec::with_capacity(constraints.len());
-                for constraint in &constraints {
-                    let expr = plan_check(self.name(), constraint, &df_schema, &session)?;
-                    let physical = session.create_physical_expr(expr, &df_schema).map_err(|e| {
-                        TableError::InvalidDefinition {
-                            table: self.name().to_string(),
-                            reason: format!("CHECK constraint '{}': {e}", constraint.name),
-                        }
-                    })?;
-                    checks.push((constraint.name.clone(), physical));
-                }
-                planned = Some((batch.schema(), checks));
-            }
-            let Some((_, checks)) = &planned else { continue };
-            for (name, check) in checks {
-                let passes = check.evaluate(batch).map(|v| holds(&v)).unwrap_or(false);
-                if !passes {
-                    return Err(violated(Violation::Check(name.clone())));
-                }
-            }
-        }
-        Ok(())
+        check_batches(
+            self.name(),
+            self.schema()?.as_ref(),
+            &self.check_constraints()?,
+            batches,
+        )
     }
 
     /// Whether a row of this version violates `constraint` (false or NULL).
@@ -417,4 +373,61 @@ impl ScalarUDFImpl for EnforceUdf {
         }
         Ok(value)
     }
+}
+
+/// Refuses `batches` (of `schema`) when a row has a NULL in a NOT NULL
+/// column of `schema` or violates one of `constraints`, naming the first.
+pub(crate) fn check_batches(
+    table: &str,
+    schema: &ArrowSchema,
+    constraints: &[CheckConstraint],
+    batches: &[RecordBatch],
+) -> Result<()> {
+    let violated = |violation: Violation| TableError::ConstraintViolated {
+        table: table.to_string(),
+        violation,
+    };
+    for batch in batches {
+        for field in schema.fields().iter().filter(|f| !f.is_nullable()) {
+            if let Some(column) = batch.column_by_name(field.name())
+                && column.null_count() > 0
+            {
+                return Err(violated(Violation::NotNull(field.name().clone())));
+            }
+        }
+    }
+    if constraints.is_empty() {
+        return Ok(());
+    }
+    let session = session();
+    let mut planned: Option<(Arc<ArrowSchema>, Vec<_>)> = None;
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        if planned.as_ref().is_none_or(|(s, _)| *s != batch.schema()) {
+            let df_schema =
+                DFSchema::try_from(batch.schema().as_ref().clone()).map_err(|e| TableError::InvalidData {
+                    table: table.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let mut checks = Vec::with_capacity(constraints.len());
+            for constraint in constraints {
+                let expr = plan_check(table, constraint, &df_schema, &session)?;
+                let physical = session.create_physical_expr(expr, &df_schema).map_err(|e| {
+                    TableError::InvalidDefinition {
+                        table: table.to_string(),
+                        reason: format!("CHECK constraint '{}': {e}", constraint.name),
+                    }
+                })?;
+                checks.push((constraint.name.clone(), physical));
+            }
+            planned = Some((batch.schema(), checks));
+        }
+        let Some((_, checks)) = &planned else { continue };
+        for (name, check) in checks {
+            let passes = check.evaluate(batch).map(|v| holds(&v)).unwrap_or(false);
+            if !passes {
+                return Err(violated(Violation::Check(name.clone())));
+            }
+        }
+    }
+    Ok(())
 }

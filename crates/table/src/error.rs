@@ -23,6 +23,35 @@ pub enum TableError {
     /// CREATE of a table that exists.
     #[error("table '{0}' already exists")]
     AlreadyExists(String),
+    /// CREATE of a view or table whose name a view or table holds (the
+    /// two share one namespace).
+    #[error(
+        "'{name}' already exists as a {existing}; drop it first (or use CREATE OR REPLACE VIEW for a view)"
+    )]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// What holds it: `table` or `view`.
+        existing: &'static str,
+    },
+    /// A view that does not exist.
+    #[error("view '{view}' not found in warehouse '{warehouse}'")]
+    ViewNotFound {
+        /// View name.
+        view: String,
+        /// Warehouse location.
+        warehouse: String,
+    },
+    /// A stored view definition that cannot be read back.
+    #[error(
+        "the stored definition of view '{view}' cannot be read: {reason}; drop the view and create it again"
+    )]
+    InvalidView {
+        /// View name.
+        view: String,
+        /// Why.
+        reason: String,
+    },
     /// A table name that silt does not accept.
     #[error(
         "invalid table name '{0}': use letters, digits and '_', starting with a letter or '_' (at most 128)"
@@ -146,7 +175,9 @@ impl TableError {
             TableError::Rejected { .. } => ErrorKind::InvalidInput,
             TableError::ConstraintViolated { .. } => ErrorKind::InvalidRows,
             TableError::TimestampTooEarly { .. } => ErrorKind::NotFound,
-            TableError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            TableError::AlreadyExists(_) | TableError::NameTaken { .. } => ErrorKind::AlreadyExists,
+            TableError::ViewNotFound { .. } => ErrorKind::NotFound,
+            TableError::InvalidView { .. } => ErrorKind::Internal,
             TableError::InvalidName(_)
             | TableError::InvalidDefinition { .. }
             | TableError::InvalidData { .. }

@@ -41,6 +41,7 @@ mod name;
 mod suppress;
 mod table;
 pub mod types;
+mod views;
 mod warehouse;
 mod writer_props;
 
@@ -59,7 +60,8 @@ pub use kind::ErrorKind;
 pub use log::CommitEntry;
 pub use name::{INTERNAL_TABLE_PREFIX, is_internal_table, validate_table_name};
 pub use suppress::{Suppressor, register_suppressor, text_marks};
-pub use table::{CommitOptions, ProducerTxn, Table, WriteMode};
+pub use table::{CommitOptions, ProducerTxn, SmallFiles, Table, WriteMode};
+pub use views::ViewDefinition;
 pub use warehouse::{TableSpec, Warehouse};
 pub use writer_props::{SUBJECT_BLOOM_FPP, SUBJECT_COLUMNS_PROPERTY, subject_columns, writer_properties};
 

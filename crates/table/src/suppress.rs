@@ -84,10 +84,19 @@ impl Check {
     /// (no suppressor, none of its requests covers the table, or the table
     /// names no subject columns).
     pub(crate) fn of(table: &crate::Table) -> Result<Option<Check>> {
+        Self::with_properties(table, &table.properties()?)
+    }
+
+    /// The check for `table` once its properties are `properties` (CREATE
+    /// OR REPLACE: the new definition names the subject columns).
+    pub(crate) fn with_properties(
+        table: &crate::Table,
+        properties: &std::collections::HashMap<String, String>,
+    ) -> Result<Option<Check>> {
         let Some(suppressor) = suppressor_of(table.location().as_str(), table.name()) else {
             return Ok(None);
         };
-        let columns = crate::subject_columns(&table.properties()?);
+        let columns = crate::subject_columns(properties);
         if columns.is_empty() {
             return Ok(None);
         }

@@ -185,6 +185,36 @@ impl Table {
         Ok((files, bytes))
     }
 
+    /// How many of the live data files are smaller than `below` bytes, and
+    /// the most of those in any one partition (compaction bins files
+    /// partition by partition, so that is what one OPTIMIZE can merge).
+    pub fn small_files(&self, below: u64) -> Result<SmallFiles> {
+        let state = self.state()?;
+        let mut per_partition: HashMap<Vec<(String, Option<String>)>, u64> = HashMap::new();
+        let mut counts = SmallFiles::default();
+        for file in state.log_data().iter() {
+            counts.files += 1;
+            if u64::try_from(file.size()).unwrap_or(0) < below {
+                counts.small += 1;
+                let mut key: Vec<_> = file.partition_values_map().into_iter().collect();
+                key.sort();
+                *per_partition.entry(key).or_default() += 1;
+            }
+        }
+        counts.most_in_one_partition = per_partition.into_values().max().unwrap_or(0);
+        Ok(counts)
+    }
+
+    /// The size compaction aims for: `delta.targetFileSize`, or deltalake's
+    /// default of 100 MiB.
+    pub fn target_file_size(&self) -> u64 {
+        self.properties()
+            .ok()
+            .and_then(|p| p.get("delta.targetFileSize").and_then(|v| v.trim().parse().ok()))
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_TARGET_FILE_SIZE)
+    }
+
     /// Data files of this version that `newer` no longer references and that
     /// are gone from storage (deleted by VACUUM): a version with any cannot
     /// be read. Checks at most `limit` of those files, because VACUUM deletes
@@ -496,6 +526,20 @@ fn commit_error(table: &str, source: DeltaTableError) -> TableError {
 /// files and read none): deltalake's conflict checker lets a concurrent
 /// operation that read the table commit after it.
 const BLIND_APPEND: &str = "isBlindAppend";
+
+/// deltalake's OPTIMIZE target when `delta.targetFileSize` is not set.
+const DEFAULT_TARGET_FILE_SIZE: u64 = 100 * 1024 * 1024;
+
+/// The small data files of a table version (see [`Table::small_files`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SmallFiles {
+    /// Live data files.
+    pub files: u64,
+    /// Of those, files under the size asked about.
+    pub small: u64,
+    /// The most small files in one partition.
+    pub most_in_one_partition: u64,
+}
 
 /// The Delta `txn` actions recording each producer's sequence, stamped now.
 pub(crate) fn txn_actions(transactions: &[ProducerTxn]) -> Vec<Transaction> {

@@ -103,7 +103,7 @@ impl Warehouse {
             })
     }
 
-    fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
+    pub(crate) fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
         deltalake::logstore::store_for(&self.root, self.storage_options.clone()).map_err(|source| {
             TableError::Delta {
                 table: self.display.clone(),
@@ -230,36 +230,17 @@ impl Warehouse {
             }
             return Err(TableError::AlreadyExists(name.to_string()));
         }
+        if self.view(name).await?.is_some() {
+            return Err(TableError::NameTaken {
+                name: name.to_string(),
+                existing: "view",
+            });
+        }
+        let (schema, properties) = checked_definition(name, &spec)?;
         let invalid = |reason: String| TableError::InvalidDefinition {
             table: name.to_string(),
             reason,
         };
-        if spec.schema.fields().is_empty() {
-            return Err(invalid("a table needs at least one column".to_string()));
-        }
-        for column in &spec.partition_columns {
-            if spec.schema.field_with_name(column).is_err() {
-                return Err(invalid(format!(
-                    "partition column '{column}' is not a column of the table"
-                )));
-            }
-        }
-        if spec.partition_columns.len() >= spec.schema.fields().len() {
-            return Err(invalid(
-                "at least one column must not be a partition column".to_string(),
-            ));
-        }
-        let schema = crate::types::delta_compatible_schema(&spec.schema).map_err(invalid)?;
-        let mut properties = spec.properties.clone();
-        crate::constraints::validate_constraints(name, &schema, &properties)?;
-        if properties.keys().any(|k| k.starts_with(crate::CONSTRAINT_PREFIX))
-            && !properties.contains_key(MIN_WRITER_VERSION)
-        {
-            // Delta's CHECK constraints need writer version 3 (or the
-            // checkConstraints feature, which deltalake adds when the
-            // table is on writer version 7 anyway).
-            properties.insert(MIN_WRITER_VERSION.to_string(), "3".to_string());
-        }
         let kernel: StructType = schema
             .as_ref()
             .try_into_kernel()
@@ -293,6 +274,35 @@ impl Warehouse {
         Ok(Table::new(name, created))
     }
 
+    /// `CREATE OR REPLACE TABLE name`: replaces the table's definition
+    /// and rows with `spec` and `batches` in one commit that keeps its
+    /// history (see [`crate::Change`]); creates it when there is none.
+    pub async fn replace_table(
+        &self,
+        name: &str,
+        spec: TableSpec,
+        batches: Vec<deltalake::arrow::record_batch::RecordBatch>,
+    ) -> Result<Table> {
+        let table = match self.table(name).await {
+            Ok(table) => table,
+            Err(TableError::NotFound { .. }) => {
+                let mut table = self.create_table(name, spec).await?;
+                let batches: Vec<_> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+                if !batches.is_empty() {
+                    table
+                        .write(batches, crate::WriteMode::Append, crate::CommitOptions::default())
+                        .await?;
+                }
+                return Ok(table);
+            }
+            Err(error) => return Err(error),
+        };
+        table
+            .change()
+            .replace(&spec, batches, &self.storage_options)
+            .await
+    }
+
     /// Deletes table `name` and all its files.
     pub async fn drop_table(&self, name: &str) -> Result<()> {
         if !self.exists(name).await? {
@@ -315,4 +325,44 @@ impl Warehouse {
         tracing::info!(table = name, "dropped table");
         Ok(())
     }
+}
+
+/// `spec`'s schema made Delta-compatible and its properties completed
+/// (writer version 3 for CHECK constraints), after the checks every
+/// definition passes: columns, partition columns, constraints.
+pub(crate) fn checked_definition(
+    name: &str,
+    spec: &TableSpec,
+) -> Result<(Arc<ArrowSchema>, HashMap<String, String>)> {
+    let invalid = |reason: String| TableError::InvalidDefinition {
+        table: name.to_string(),
+        reason,
+    };
+    if spec.schema.fields().is_empty() {
+        return Err(invalid("a table needs at least one column".to_string()));
+    }
+    for column in &spec.partition_columns {
+        if spec.schema.field_with_name(column).is_err() {
+            return Err(invalid(format!(
+                "partition column '{column}' is not a column of the table"
+            )));
+        }
+    }
+    if spec.partition_columns.len() >= spec.schema.fields().len() {
+        return Err(invalid(
+            "at least one column must not be a partition column".to_string(),
+        ));
+    }
+    let schema = crate::types::delta_compatible_schema(&spec.schema).map_err(invalid)?;
+    let mut properties = spec.properties.clone();
+    crate::constraints::validate_constraints(name, &schema, &properties)?;
+    if properties.keys().any(|k| k.starts_with(crate::CONSTRAINT_PREFIX))
+        && !properties.contains_key(MIN_WRITER_VERSION)
+    {
+        // Delta's CHECK constraints need writer version 3 (or the
+        // checkConstraints feature, which deltalake adds when the
+        // table is on writer version 7 anyway).
+        properties.insert(MIN_WRITER_VERSION.to_string(), "3".to_string());
+    }
+    Ok((schema, properties))
 }

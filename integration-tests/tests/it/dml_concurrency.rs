@@ -35,7 +35,16 @@ fn dml_commits_while_eight_producers_stream_into_the_table() {
     let silt = Silt::new();
     let server = Server::start(&silt);
     let http = server.http();
-    create_events(&http, json!({}));
+    // Automatic compaction on, often: its commits remove the files a DML
+    // statement read, and the statement is planned again rather than
+    // answering 409.
+    create_events(
+        &http,
+        json!({
+            "silt.maintenance.compact_min_files": "8",
+            "silt.maintenance.check_commits": "4",
+        }),
+    );
     let seed = http.post(
         "/v1/tables/events/rows",
         crate::server::NDJSON,
@@ -122,6 +131,16 @@ fn dml_commits_while_eight_producers_stream_into_the_table() {
         "only {committed} of {} DML statements committed: {conflicts:?}",
         outcomes.len()
     );
+
+    let metrics = http.get("/metrics").body;
+    let compactions = metrics
+        .lines()
+        .find(|l| l.starts_with("silt_maintenance_runs_total{") && l.contains("outcome=\"compacted\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    eprintln!("{compactions} automatic compactions ran meanwhile");
+    assert!(compactions >= 1.0, "no compaction ran under the load:\n{metrics}");
 
     // Every acknowledged streamed row is there exactly once.
     let streamed = silt.scalar(&format!("SELECT count(*) FROM events WHERE id >= {STREAM_BASE}"));

@@ -113,7 +113,7 @@ fn cases() -> Vec<(ErrorKind, Probe)> {
         (ErrorKind::Forbidden, Probe::Sql("SELECT * FROM _silt_erasures")),
         (
             ErrorKind::Unsupported,
-            Probe::Sql("CREATE OR REPLACE TABLE t2 AS SELECT 1 AS x"),
+            Probe::Sql("UPDATE t SET name = 'x' FROM t AS u WHERE t.id = u.id"),
         ),
     ]
 }
