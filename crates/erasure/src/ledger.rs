@@ -223,11 +223,32 @@ impl Ledger {
     /// warehouse that never had a request has none.
     pub(crate) async fn state(&self) -> Result<LedgerState> {
         let _guard = self.lock.read().await;
-        match self.warehouse.table(LEDGER_TABLE).await {
-            Ok(table) => read_state(&table, &self.secrets).await,
-            Err(TableError::NotFound { .. }) => Ok(LedgerState::default()),
-            Err(e) => Err(e.into()),
+        let mut attempts = 0;
+        loop {
+            let table = match self.warehouse.table(LEDGER_TABLE).await {
+                Ok(table) => table,
+                Err(TableError::NotFound { .. }) => return Ok(LedgerState::default()),
+                Err(e) => return Err(e.into()),
+            };
+            match read_state(&table, &self.secrets).await {
+                // Another process (a server, while this is the CLI) may have
+                // compacted the ledger and purged its history meanwhile: a
+                // file of the version read is gone. Read the newer version.
+                Err(error) if attempts < LEDGER_READ_RETRIES && self.moved_past(table.version()).await => {
+                    attempts += 1;
+                    tracing::debug!(%error, "erasure ledger changed while read; reading again");
+                }
+                answer => return answer,
+            }
         }
+    }
+
+    /// Whether the ledger has a version newer than `version`.
+    async fn moved_past(&self, version: u64) -> bool {
+        self.warehouse
+            .table(LEDGER_TABLE)
+            .await
+            .is_ok_and(|table| table.version() > version)
     }
 
     /// Files `record` unless a valid request with its `request_id` exists;
@@ -392,6 +413,9 @@ fn to_batch(rows: &[RawRow]) -> Result<RecordBatch> {
     ];
     RecordBatch::try_new(schema(), columns).map_err(|e| ErasureError::Ledger(e.to_string()))
 }
+
+/// How often [`Ledger::state`] reads again a ledger that changed under it.
+const LEDGER_READ_RETRIES: u32 = 3;
 
 /// Reads and validates every row.
 async fn read_state(table: &Table, secrets: &Secrets) -> Result<LedgerState> {

@@ -682,15 +682,24 @@ pub struct CommitStats {
 
 fn fail_all(group: Vec<Submission>, table: &str, error: &IngestError) {
     tracing::warn!(table, %error, requests = group.len(), "commit failed; nothing written");
+    let kind = match error.kind() {
+        ErrorKind::Conflict => ErrorKind::Conflict,
+        kind if kind.http_status() < 500 => kind,
+        kind @ (ErrorKind::Unavailable | ErrorKind::InsufficientStorage) => kind,
+        _ => ErrorKind::Internal,
+    };
+    // A storage failure's text holds object URLs (partition values); the
+    // caller learns what happened, the log above keeps the details.
+    let reason = match kind {
+        ErrorKind::Unavailable => "the warehouse's storage did not answer".to_string(),
+        ErrorKind::InsufficientStorage => "the warehouse's storage is full".to_string(),
+        _ => error.to_string(),
+    };
     for submission in group {
         let _ = submission.reply.send(Err(IngestError::CommitFailed {
             table: table.to_string(),
-            kind: match error.kind() {
-                ErrorKind::Conflict => ErrorKind::Conflict,
-                kind if kind.http_status() < 500 => kind,
-                _ => ErrorKind::Internal,
-            },
-            reason: error.to_string(),
+            kind,
+            reason: reason.clone(),
         }));
     }
 }

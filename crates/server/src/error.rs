@@ -137,9 +137,20 @@ impl From<silt_sources::SourceError> for ApiError {
 
 impl From<TableError> for ApiError {
     fn from(error: TableError) -> Self {
-        Self::new(error.kind(), error.to_string())
+        match error.kind() {
+            // Object URLs (partition values) stay in the server's log.
+            kind @ (ErrorKind::Unavailable | ErrorKind::InsufficientStorage) => {
+                tracing::warn!(%error, "storage failure");
+                Self::new(kind, silt_sql::storage_detail(kind))
+            }
+            kind => Self::new(kind, error.to_string()),
+        }
     }
 }
+
+/// Seconds a client is asked to wait when the warehouse's storage does not
+/// answer (the object store already retried for `retry_timeout`).
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 /// The problem+json body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -175,7 +186,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Some(seconds) = self.retry_after {
+        let retry_after = self
+            .retry_after
+            .or((self.kind == ErrorKind::Unavailable).then_some(UNAVAILABLE_RETRY_AFTER_SECS));
+        if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         // A body refused as too large is left unread, so hyper closes the

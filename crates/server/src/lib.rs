@@ -35,6 +35,7 @@ pub mod flight;
 pub mod http;
 pub mod metrics;
 pub mod pg;
+pub mod readiness;
 mod sql_encode;
 pub mod sql_service;
 mod statement_log;
@@ -195,6 +196,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         sql: sql.clone(),
         erasure: erasure_state,
         sources: sources.clone(),
+        readiness: readiness::Readiness::new(warehouse.clone()),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     // The erasure worker resumes requests a crash left open, then waits for new ones.

@@ -42,6 +42,20 @@ pub enum SqlError {
         /// Why it failed.
         source: Box<SqlError>,
     },
+    /// The warehouse's storage did not answer or is full
+    /// ([`ErrorKind::Unavailable`], [`ErrorKind::InsufficientStorage`]);
+    /// the statement committed nothing.
+    #[error("{}", storage_detail(*.0))]
+    Storage(ErrorKind),
+}
+
+/// What a storage failure of `kind` tells the caller: the object URLs in
+/// the underlying error hold partition values, so they stay in the log.
+pub fn storage_detail(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InsufficientStorage => "the warehouse's storage is full; nothing was committed",
+        _ => "the warehouse's storage does not answer; nothing was committed, retry later",
+    }
 }
 
 impl SqlError {
@@ -54,6 +68,7 @@ impl SqlError {
             SqlError::Unsupported(_) => ErrorKind::Unsupported,
             SqlError::Execution(_) => ErrorKind::Internal,
             SqlError::Table(e) => e.kind(),
+            SqlError::Storage(kind) => *kind,
             SqlError::InStatement { source, .. } => source.kind(),
         }
     }
@@ -79,6 +94,10 @@ pub(crate) fn internal_table(name: &str) -> SqlError {
 
 impl From<DataFusionError> for SqlError {
     fn from(error: DataFusionError) -> Self {
+        if let Some(kind) = silt_table::storage_kind(&error) {
+            tracing::warn!(error = %error, "storage failure");
+            return SqlError::Storage(kind);
+        }
         match into_root(error) {
             // Our catalog wraps table errors; give them back their own kind.
             DataFusionError::External(inner) => match inner.downcast::<TableError>() {

@@ -66,7 +66,7 @@ pub use encode::{OutputFormat, encode, json_document};
 pub use engine::{
     CATALOG, Engine, EngineOptions, Prepared, SCHEMA, Script, StatementOutput, StatementStream,
 };
-pub use error::{Result, SqlError};
+pub use error::{Result, SqlError, storage_detail};
 pub use kind::StatementKind;
 pub use limits::{QUERY_STACK_BYTES, StatementLimits, check_text};
 pub use redact::{UNTOKENIZABLE, redact_literals};

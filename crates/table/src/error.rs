@@ -99,6 +99,14 @@ pub enum TableError {
         /// Why.
         reason: String,
     },
+    /// The warehouse's storage did not answer a probe in time.
+    #[error("the storage of warehouse '{location}' did not answer within {waited_ms} ms")]
+    Unreachable {
+        /// The location as given.
+        location: String,
+        /// How long the probe waited.
+        waited_ms: u128,
+    },
     /// A concurrent writer committed first and the commit could not be retried.
     #[error("commit to table '{table}' conflicted with a concurrent commit: {source}")]
     Conflict {
@@ -183,8 +191,13 @@ impl TableError {
             | TableError::InvalidData { .. }
             | TableError::InvalidLocation { .. } => ErrorKind::InvalidInput,
             TableError::Conflict { .. } => ErrorKind::Conflict,
-            TableError::Delta { source, .. } => delta_kind(source),
-            TableError::Storage { .. } => ErrorKind::Internal,
+            TableError::Unreachable { .. } => ErrorKind::Unavailable,
+            TableError::Delta { source, .. } => {
+                storage_kind(source.as_ref()).unwrap_or_else(|| delta_kind(source))
+            }
+            TableError::Storage { source, .. } => {
+                storage_kind(source.as_ref()).unwrap_or(ErrorKind::Internal)
+            }
         }
     }
 
@@ -298,6 +311,52 @@ fn generic_reason(text: &str) -> Option<&'static str> {
         .iter()
         .find(|(needle, _)| text.contains(needle))
         .map(|(_, reason)| *reason)
+}
+
+/// The kind of a storage failure anywhere in `error`'s source chain, by
+/// type: a full disk or quota ([`ErrorKind::InsufficientStorage`]); an
+/// object store that does not answer — a transport error (refused, reset,
+/// timed out) or a remote store's generic error, which object_store raises
+/// for 5xx and throttling once its own retries are spent
+/// ([`ErrorKind::Unavailable`]). `None`: not a storage failure.
+pub fn storage_kind(error: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    let mut remote = false;
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        {
+            return Some(ErrorKind::InsufficientStorage);
+        }
+        if e.downcast_ref::<object_store::client::HttpError>().is_some() {
+            return Some(ErrorKind::Unavailable);
+        }
+        if let Some(object_store::Error::Generic { store, .. }) = e.downcast_ref::<object_store::Error>() {
+            remote |= !matches!(*store, "LocalFileSystem" | "InMemory");
+        }
+        if let Some(kernel) = e.downcast_ref::<delta_kernel::Error>() {
+            // The kernel keeps the object-store error as a field, not as
+            // its source, so the chain stops here.
+            if let Some(kind) = kernel_storage_kind(kernel) {
+                return Some(kind);
+            }
+        }
+        next = e.source();
+    }
+    remote.then_some(ErrorKind::Unavailable)
+}
+
+fn kernel_storage_kind(error: &delta_kernel::Error) -> Option<ErrorKind> {
+    match error {
+        delta_kernel::Error::ObjectStore(source) => storage_kind(source),
+        delta_kernel::Error::Reqwest(_) => Some(ErrorKind::Unavailable),
+        delta_kernel::Error::IOError(source) => storage_kind(source),
+        delta_kernel::Error::Backtraced { source, .. } => kernel_storage_kind(source),
+        _ => None,
+    }
 }
 
 fn delta_kind(source: &DeltaTableError) -> ErrorKind {

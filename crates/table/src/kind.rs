@@ -33,6 +33,12 @@ pub enum ErrorKind {
     Timeout,
     /// The operation is valid but not supported (yet).
     Unsupported,
+    /// The warehouse's storage does not answer (connection refused, timed
+    /// out, 5xx or throttling after the object store's own retries); the
+    /// request was not applied, retry later.
+    Unavailable,
+    /// The storage is full (a local disk or quota); nothing was committed.
+    InsufficientStorage,
     /// Storage or an internal invariant failed; not the caller's fault.
     Internal,
 }
@@ -40,7 +46,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// Every kind, so a reverse mapping is derived from the forward one
     /// and cannot drift from it.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::NotFound,
         ErrorKind::AlreadyExists,
         ErrorKind::InvalidInput,
@@ -53,6 +59,8 @@ impl ErrorKind {
         ErrorKind::Conflict,
         ErrorKind::Timeout,
         ErrorKind::Unsupported,
+        ErrorKind::Unavailable,
+        ErrorKind::InsufficientStorage,
         ErrorKind::Internal,
     ];
 
@@ -93,6 +101,8 @@ impl ErrorKind {
             ErrorKind::Conflict => 5,
             ErrorKind::Timeout => 8,
             ErrorKind::Overloaded => 6,
+            ErrorKind::Unavailable => 9,
+            ErrorKind::InsufficientStorage => 10,
             ErrorKind::Unauthenticated | ErrorKind::Forbidden => 7,
         }
     }
@@ -111,6 +121,8 @@ impl ErrorKind {
             ErrorKind::Timeout => 408,
             ErrorKind::Forbidden => 403,
             ErrorKind::Unsupported => 501,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::InsufficientStorage => 507,
             ErrorKind::Internal => 500,
         }
     }
@@ -130,6 +142,8 @@ impl ErrorKind {
             ErrorKind::Conflict => "https://silt.dev/problems/conflict",
             ErrorKind::Timeout => "https://silt.dev/problems/timeout",
             ErrorKind::Unsupported => "https://silt.dev/problems/unsupported",
+            ErrorKind::Unavailable => "https://silt.dev/problems/unavailable",
+            ErrorKind::InsufficientStorage => "https://silt.dev/problems/insufficient-storage",
             ErrorKind::Internal => "https://silt.dev/problems/internal",
         }
     }
@@ -155,6 +169,9 @@ impl ErrorKind {
             ErrorKind::Forbidden => "42501",
             ErrorKind::Conflict => "40001",
             ErrorKind::Timeout => "57014",
+            // io_error: the storage failed, not the statement.
+            ErrorKind::Unavailable => "58030",
+            ErrorKind::InsufficientStorage => "53100",
             ErrorKind::Internal => "XX000",
         }
     }
@@ -171,6 +188,8 @@ impl ErrorKind {
             ErrorKind::Conflict => 10,
             ErrorKind::Unsupported => 12,
             ErrorKind::Internal => 13,
+            ErrorKind::Unavailable => 14,
+            ErrorKind::InsufficientStorage => 8,
             ErrorKind::Unauthenticated => 16,
         }
     }
@@ -188,9 +207,12 @@ mod tests {
         assert_eq!(ErrorKind::Conflict.exit_code(), 5);
         assert_eq!(ErrorKind::Overloaded.exit_code(), 6);
         assert_eq!(ErrorKind::Forbidden.exit_code(), 7);
+        assert_eq!(ErrorKind::Timeout.exit_code(), 8);
+        assert_eq!(ErrorKind::Unavailable.exit_code(), 9);
+        assert_eq!(ErrorKind::InsufficientStorage.exit_code(), 10);
     }
 
-    const ALL: [ErrorKind; 13] = ErrorKind::ALL;
+    const ALL: [ErrorKind; 15] = ErrorKind::ALL;
 
     #[test]
     fn sqlstates_are_five_characters_of_the_pg_alphabet() {

@@ -53,7 +53,7 @@ pub use change::{
 pub use constraints::{
     CONSTRAINT_PREFIX, CheckConstraint, Violation, constraints_of, validate_constraint_name,
 };
-pub use error::{Result, TableError};
+pub use error::{Result, TableError, storage_kind};
 pub use gate::{ExclusiveWriteGuard, SharedWriteGuard};
 pub use identity::CommitStamp;
 pub use kind::ErrorKind;

@@ -39,6 +39,14 @@ pub struct Warehouse {
     storage_options: HashMap<String, String>,
 }
 
+/// The environment variable that sets how long an object-store request
+/// is retried (object_store's `retry_timeout`, e.g. `15s`, `2m`); a
+/// `retry_timeout` storage option wins over it.
+pub const RETRY_TIMEOUT_ENV: &str = "SILT_STORAGE_RETRY_TIMEOUT";
+
+/// silt's default `retry_timeout` for object stores.
+const DEFAULT_RETRY_TIMEOUT: &str = "15s";
+
 /// How often [`Warehouse::table`] reads a table's log again when it changed
 /// while being read.
 const OPEN_RETRIES: u32 = 3;
@@ -75,11 +83,37 @@ impl Warehouse {
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
+        let mut storage_options = storage_options;
+        if root.scheme() != "file" {
+            // object_store retries a failing request for up to 3 minutes by
+            // default; a request to silt should fail with 503 long before
+            // its client gives up (docs/operations.md).
+            let timeout =
+                std::env::var(RETRY_TIMEOUT_ENV).unwrap_or_else(|_| DEFAULT_RETRY_TIMEOUT.to_string());
+            storage_options
+                .entry("retry_timeout".to_string())
+                .or_insert(timeout);
+        }
         Ok(Self {
             root,
             display: location.to_string(),
             storage_options,
         })
+    }
+
+    /// Checks that the warehouse's storage answers: one listing of the root
+    /// (a single LIST request on an object store), given at most `timeout`.
+    /// `GET /readyz` asks this.
+    pub async fn probe(&self, timeout: std::time::Duration) -> Result<()> {
+        let store = self.root_store()?;
+        match tokio::time::timeout(timeout, store.list_with_delimiter(None)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(TableError::storage(self.display.clone(), source)),
+            Err(_) => Err(TableError::Unreachable {
+                location: self.display.clone(),
+                waited_ms: timeout.as_millis(),
+            }),
+        }
     }
 
     /// The warehouse root URL (always ends with `/`).

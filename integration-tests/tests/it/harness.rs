@@ -104,6 +104,24 @@ impl Silt {
         }
     }
 
+    /// The warehouse location: the URL given to [`Silt::at`], or the
+    /// local directory.
+    pub fn location(&self) -> String {
+        self.location
+            .clone()
+            .unwrap_or_else(|| self.warehouse().to_string_lossy().into_owned())
+    }
+
+    /// Whether the warehouse is the local directory.
+    pub fn is_local(&self) -> bool {
+        self.location.is_none()
+    }
+
+    /// The extra environment of every command.
+    pub fn envs(&self) -> Vec<(String, String)> {
+        self.envs.clone()
+    }
+
     /// The warehouse directory.
     pub fn warehouse(&self) -> PathBuf {
         self.dir.path().join("wh")

@@ -45,7 +45,10 @@ struct Addrs {
 
 /// A running `silt serve`.
 pub struct Server {
-    warehouse: PathBuf,
+    /// The warehouse location (a local directory or an `s3://` URL).
+    warehouse: String,
+    /// Extra environment (object-store credentials) of `silt serve`.
+    envs: Vec<(String, String)>,
     config: Option<PathBuf>,
     log: PathBuf,
     child: Child,
@@ -70,8 +73,11 @@ impl Server {
     }
 
     fn launch(silt: &Silt, config: Option<PathBuf>) -> Server {
-        let warehouse = silt.warehouse();
-        std::fs::create_dir_all(&warehouse).expect("create warehouse dir");
+        let warehouse = silt.location();
+        if silt.is_local() {
+            std::fs::create_dir_all(silt.warehouse()).expect("create warehouse dir");
+        }
+        let envs = silt.envs();
         let log = silt.scratch(&format!(
             "serve-{}.log",
             NEXT_FILE.fetch_add(1, Ordering::Relaxed)
@@ -81,9 +87,10 @@ impl Server {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .expect("http client");
-        let (child, addrs) = spawn(&warehouse, config.as_deref(), &log, &client);
+        let (child, addrs) = spawn(&warehouse, &envs, config.as_deref(), &log, &client);
         Server {
             warehouse,
+            envs,
             config,
             log,
             child,
@@ -143,7 +150,13 @@ impl Server {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.kill9();
         }
-        let (child, addrs) = spawn(&self.warehouse, self.config.as_deref(), &self.log, &self.client);
+        let (child, addrs) = spawn(
+            &self.warehouse,
+            &self.envs,
+            self.config.as_deref(),
+            &self.log,
+            &self.client,
+        );
         self.child = child;
         *self.addrs.write().expect("addrs lock") = addrs;
     }
@@ -211,7 +224,13 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Spawns `silt serve`, reads its listening line and waits for `/healthz`.
-fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -> (Child, Addrs) {
+fn spawn(
+    warehouse: &str,
+    envs: &[(String, String)],
+    config: Option<&Path>,
+    log: &Path,
+    client: &Client,
+) -> (Child, Addrs) {
     let stderr = OpenOptions::new()
         .create(true)
         .append(true)
@@ -235,6 +254,7 @@ fn spawn(warehouse: &Path, config: Option<&Path>, log: &Path, client: &Client) -
         .env_remove("SILT_FLIGHT")
         .env_remove("SILT_PG")
         .env_remove("SILT_CONFIG")
+        .envs(envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(stderr))

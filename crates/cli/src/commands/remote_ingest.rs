@@ -172,9 +172,13 @@ async fn send(
                 }
                 let detail = remote::problem_detail(&doc).unwrap_or(text);
                 let kind = remote::kind_of(status, &doc);
-                // Retried: a full queue and server-side failures (a proxy's
-                // 502/503 too); not a 501 unsupported, which will not change.
-                if !matches!(kind, ErrorKind::Overloaded | ErrorKind::Internal) {
+                // Retried: a full queue, storage that does not answer and
+                // server-side failures (a proxy's 502/503 too); not a 501
+                // unsupported, which will not change.
+                if !matches!(
+                    kind,
+                    ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::Internal
+                ) {
                     return Err((kind, detail));
                 }
                 last = (kind, detail);

@@ -50,6 +50,8 @@ pub struct AppState {
     pub erasure: ErasureState,
     /// The pull sources (brokers) this server runs.
     pub sources: Arc<silt_sources::Sources>,
+    /// Whether the warehouse's storage answers (`/readyz`).
+    pub readiness: crate::readiness::Readiness,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/v1/sql", post(sql::sql))

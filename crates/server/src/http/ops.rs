@@ -25,6 +25,7 @@ use crate::error::ApiError;
     info(title = "silt", description = "Transactional data lake over Delta Lake tables"),
     paths(
         healthz,
+        readyz,
         metrics,
         whoami,
         dead_letters,
@@ -65,6 +66,23 @@ impl utoipa::Modify for BearerAuth {
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "serving")), security(()), tag = "ops")]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// Readiness: 200 while the warehouse's storage answers a probe (one
+/// LIST of its root, reused for a second), 503 problem+json with
+/// `Retry-After` while it does not. Needs no token.
+#[utoipa::path(get, path = "/readyz",
+    responses((status = 200, description = "the warehouse's storage answers"),
+              (status = 503, description = "the warehouse's storage does not answer; see Retry-After", body = crate::error::Problem, content_type = "application/problem+json")),
+    security(()), tag = "ops")]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match state.readiness.check().await {
+        Ok(()) => Ok(Json(json!({"status": "ready"}))),
+        Err(kind) => Err(ApiError::new(
+            kind,
+            "the warehouse's storage does not answer (see the server's log)",
+        )),
+    }
 }
 
 /// Prometheus text exposition. Needs a token of any role when tokens are
