@@ -10,6 +10,7 @@ mod cli_server;
 mod cli_shell;
 mod console;
 mod constraints;
+mod disk_full;
 mod dml_concurrency;
 mod erasure;
 mod error_contract;
