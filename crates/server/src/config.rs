@@ -28,6 +28,9 @@ pub struct Config {
     /// Process lifecycle.
     #[serde(default)]
     pub server: ServerSection,
+    /// The Postgres wire endpoint.
+    #[serde(default)]
+    pub pg: PgSection,
     /// `[[sources]]` as written; [`Config::parse`] checks them into
     /// [`Config::sources`] and empties this (it may hold credentials).
     #[serde(default, rename = "sources")]
@@ -35,6 +38,20 @@ pub struct Config {
     /// Pull sources (brokers) feeding tables, checked.
     #[serde(skip)]
     pub sources: Vec<silt_sources::SourceConfig>,
+}
+
+/// `[pg]`: TLS on the Postgres wire endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgSection {
+    /// PEM file with the server's certificate chain; with `tls_key`,
+    /// clients that ask for TLS (`sslmode=prefer`, `require`,
+    /// `verify-full`) get it.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Refuse clients that do not use TLS (needs `tls_cert` and `tls_key`).
+    pub require_tls: bool,
 }
 
 /// `[server]`.
@@ -185,6 +202,12 @@ impl Config {
         }
         if config.ingest.max_body_bytes == 0 {
             return Err("ingest.max_body_bytes must be greater than 0".into());
+        }
+        if config.pg.tls_cert.is_some() != config.pg.tls_key.is_some() {
+            return Err("pg.tls_cert and pg.tls_key go together: set both or neither".into());
+        }
+        if config.pg.require_tls && config.pg.tls_cert.is_none() {
+            return Err("pg.require_tls needs pg.tls_cert and pg.tls_key".into());
         }
         Ok(config)
     }

@@ -93,6 +93,14 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         None => Config::default(),
     };
     let auth = auth::Auth::new(&config.auth);
+    // Certificate problems stop the start, before anything is bound.
+    let pg_tls = pg::PgTls::from_config(&config.pg).map_err(|reason| ServerError::ConfigInvalid {
+        path: options
+            .config
+            .as_ref()
+            .map_or_else(String::new, |p| p.display().to_string()),
+        reason,
+    })?;
     let http_addr = parse_addr(&options.http)?;
     let flight_addr = parse_addr(&options.flight)?;
     let pg_addr = parse_addr(&options.pg)?;
@@ -210,6 +218,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), ServerError> {
         pg_listener,
         sql.clone(),
         auth.clone(),
+        pg_tls,
         wait(stopped.clone()),
     ));
     let flight_service = FlightServiceServer::new(flight::SiltFlight::new(ingestor.clone(), sql, auth))

@@ -18,6 +18,12 @@ use crate::server::Server;
 /// Runs `psql` against `server` with `password` (None: none sent), one
 /// `-c` per command, stopping at the first error.
 pub(crate) fn psql(server: &Server, password: Option<&str>, commands: &[&str]) -> Output {
+    psql_env(server, password, &[], commands)
+}
+
+/// [`psql`] with extra environment (`PGSSLMODE`, `PGSSLROOTCERT`…), which
+/// wins over the defaults.
+fn psql_env(server: &Server, password: Option<&str>, envs: &[(&str, &str)], commands: &[&str]) -> Output {
     let addr = server.pg_addr();
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     let mut cmd = Command::new("psql");
@@ -41,6 +47,9 @@ pub(crate) fn psql(server: &Server, password: Option<&str>, commands: &[&str]) -
         cmd.env("PGPASSWORD", password);
     } else {
         cmd.arg("-w");
+    }
+    for (name, value) in envs {
+        cmd.env(name, value);
     }
     for command in commands {
         cmd.args(["-c", command]);
@@ -429,4 +438,110 @@ except psycopg.Error as e:
 "#,
     );
     assert_eq!(out, json!("57014"));
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost (openssl), as
+/// `(certificate, key)` PEM paths.
+fn self_signed(silt: &Silt) -> (String, String) {
+    let cert = silt.scratch("pg-cert.pem");
+    let key = silt.scratch("pg-key.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    (path(cert), path(key))
+}
+
+#[test]
+fn tls_with_the_configured_certificate_and_plain_text_refused_when_required() {
+    let silt = Silt::new();
+    let (cert, key) = self_signed(&silt);
+    let tls = format!("[pg]\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\n");
+
+    // Optional TLS: psql's default (prefer) gets it, disable stays plain.
+    let server = Server::start_with_config(&silt, &format!("{TOKENS}{tls}"));
+    let prefer = psql_ok(&server, Some("o-secret"), &["\\conninfo", "SELECT 1 + 1 AS two"]);
+    assert!(prefer.contains("SSL connection (protocol: TLSv1."), "{prefer}");
+    assert!(prefer.contains(" 2\n"), "{prefer}");
+    let plain = psql_env(
+        &server,
+        Some("o-secret"),
+        &[("PGSSLMODE", "disable")],
+        &["\\conninfo"],
+    );
+    let (stdout, stderr) = text(&plain);
+    assert!(plain.status.success(), "{stderr}");
+    assert!(!stdout.contains("SSL connection"), "{stdout}");
+    drop(server);
+
+    // Required TLS: verify-full checks the chain and the address against
+    // the certificate; a plain-text client is refused before its password.
+    let server = Server::start_with_config(&silt, &format!("{TOKENS}{tls}require_tls = true\n"));
+    let verified = psql_env(
+        &server,
+        Some("r-secret"),
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", &cert)],
+        &["\\conninfo", "SELECT 40 + 2 AS answer"],
+    );
+    let (stdout, stderr) = text(&verified);
+    assert!(verified.status.success(), "verify-full failed: {stderr}");
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+    assert!(stdout.contains(" 42\n"), "{stdout}");
+    let refused = psql_env(
+        &server,
+        Some("r-secret"),
+        &[("PGSSLMODE", "disable")],
+        &["SELECT 1"],
+    );
+    let (_, stderr) = text(&refused);
+    assert!(!refused.status.success(), "plain text was served");
+    assert!(stderr.contains("FATAL:  this server accepts only TLS"), "{stderr}");
+    drop(server);
+
+    // A key that is not one stops the start with one line naming it.
+    let garbage = silt.scratch("garbage-key.pem");
+    std::fs::write(&garbage, "not a key").expect("write");
+    let config = silt.scratch("bad-tls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pg]\ntls_cert = \"{cert}\"\ntls_key = \"{}\"\n",
+            garbage.display()
+        ),
+    )
+    .expect("write");
+    let run = silt.run(&[
+        "serve",
+        "--config",
+        &config.to_string_lossy(),
+        "--http",
+        "127.0.0.1:0",
+        "--flight",
+        "127.0.0.1:0",
+        "--pg",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(run.code, Some(4), "{}", run.stderr);
+    assert!(run.stderr.contains("pg.tls_key"), "{}", run.stderr);
 }

@@ -4,9 +4,10 @@
 //! a simple Query of up to 1 GiB). It sits under pgwire's codec and sees the
 //! raw bytes: the startup message (no type byte), then typed messages.
 //!
-//! It also answers SSL and GSSAPI encryption requests with `N` (no TLS on
-//! this endpoint yet), as a server without TLS does, so `sslmode=prefer`
-//! clients (psql's default) carry on in plain text.
+//! It also answers the encryption requests: an SSLRequest gets `S` and a
+//! TLS handshake when `[pg]` has a certificate, `N` otherwise (as a server
+//! without TLS does, so `sslmode=prefer` clients, psql's default, carry on in
+//! plain text); a GSSENCRequest always gets `N`.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +15,9 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::Wire;
 
 /// The codes of the SSLRequest and GSSENCRequest packets.
 const SSL_REQUEST: u32 = 80_877_103;
@@ -21,7 +25,7 @@ const GSSENC_REQUEST: u32 = 80_877_104;
 
 /// A stream that fails a read once a message declares more than `limit` bytes.
 pub(crate) struct FrameGuard {
-    inner: TcpStream,
+    inner: Wire,
     prefix: Vec<u8>,
     prefix_at: usize,
     limit: usize,
@@ -32,17 +36,33 @@ pub(crate) struct FrameGuard {
 }
 
 impl FrameGuard {
-    /// Answers encryption requests on `socket` (at most two: GSS, then SSL)
-    /// and wraps it; the bytes read past them are the startup message's.
-    pub(crate) async fn negotiate(mut socket: TcpStream, limit: usize) -> io::Result<Self> {
+    /// Answers encryption requests on `socket` (at most two: GSS, then SSL),
+    /// with a TLS handshake through `tls` when given, and wraps it; the
+    /// bytes read past them are the startup message's.
+    pub(crate) async fn negotiate(
+        socket: TcpStream,
+        limit: usize,
+        tls: Option<&TlsAcceptor>,
+    ) -> io::Result<Self> {
         let mut first = [0u8; 8];
+        let mut socket = Wire::Plain(socket);
         for _ in 0..3 {
             socket.read_exact(&mut first).await?;
             let length = u32::from_be_bytes([first[0], first[1], first[2], first[3]]);
             let code = u32::from_be_bytes([first[4], first[5], first[6], first[7]]);
             if length == 8 && (code == SSL_REQUEST || code == GSSENC_REQUEST) {
-                socket.write_all(b"N").await?;
-                socket.flush().await?;
+                socket = match (socket, tls) {
+                    (Wire::Plain(mut tcp), Some(acceptor)) if code == SSL_REQUEST => {
+                        tcp.write_all(b"S").await?;
+                        tcp.flush().await?;
+                        Wire::Tls(Box::new(acceptor.accept(tcp).await?))
+                    }
+                    (mut other, _) => {
+                        other.write_all(b"N").await?;
+                        other.flush().await?;
+                        other
+                    }
+                };
                 continue;
             }
             let mut guard = Self {
@@ -62,6 +82,11 @@ impl FrameGuard {
             io::ErrorKind::InvalidData,
             "too many encryption requests",
         ))
+    }
+
+    /// Whether the connection runs over TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.inner, Wire::Tls(_))
     }
 
     /// Follows message boundaries through `bytes`.

@@ -3,7 +3,7 @@
 //! `/v1/sql` and Flight SQL — a thin adapter, owning no rule of its own.
 //!
 //! ```text
-//!  TCP ── frame guard (size limit, SSL/GSS answered `N`) ── pgwire codec
+//!  TCP ── frame guard (size limit; SSL → TLS with a [pg] certificate, else `N`) ── pgwire codec
 //!     ── startup: password = bearer token → role (auth.rs)
 //!     ── Query / Parse·Bind·Describe·Execute ── catalog & session statements (catalog.rs)
 //!                                            └─ SqlService::run / prepare ── rows (arrow-pg) + tags
@@ -20,6 +20,9 @@ mod params;
 mod query;
 mod rows;
 mod startup;
+mod tls;
+
+pub use tls::PgTls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +49,11 @@ const MAX_CONNECTIONS: usize = 256;
 /// How long a client has to send its startup message and password.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// pgwire's handlers, all over one [`SqlService`].
+/// pgwire's handlers, all over one [`SqlService`], and the TLS settings.
 struct Handlers {
     startup: Arc<startup::Startup>,
     queries: Arc<query::Queries>,
+    tls: PgTls,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -71,11 +75,13 @@ pub async fn serve(
     listener: TcpListener,
     sql: SqlService,
     auth: Auth,
+    tls: PgTls,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let handlers = Arc::new(Handlers {
         startup: Arc::new(startup::Startup::new(auth)),
         queries: Arc::new(query::Queries::new(sql)),
+        tls,
     });
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);
@@ -113,15 +119,30 @@ async fn connection(socket: TcpStream, handlers: Arc<Handlers>) -> std::io::Resu
     let addr = socket.peer_addr()?;
     let guarded = match tokio::time::timeout(
         STARTUP_TIMEOUT,
-        frame::FrameGuard::negotiate(socket, MAX_MESSAGE_BYTES),
+        frame::FrameGuard::negotiate(socket, MAX_MESSAGE_BYTES, handlers.tls.acceptor.as_ref()),
     )
     .await
     {
         Ok(guarded) => guarded?,
         Err(_) => return Ok(()),
     };
-    let client = DefaultClient::new(addr, false);
+    let secure = guarded.is_tls();
+    let client = DefaultClient::new(addr, secure);
     let mut socket = Framed::new(guarded, PgWireMessageServerCodec::new(client));
+    if handlers.tls.required && !secure {
+        // Before the startup message is read: no password crosses in clear
+        // text to be checked.
+        let info = ErrorInfo::new(
+            "FATAL".to_owned(),
+            "28000".to_owned(),
+            "this server accepts only TLS connections; connect with sslmode=require or verify-full"
+                .to_owned(),
+        );
+        let _ = socket
+            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+            .await;
+        return Ok(());
+    }
     socket.set_state(PgWireConnectionState::AwaitingStartup);
     let startup = handlers.startup_handler();
     let simple = handlers.simple_query_handler();
