@@ -516,7 +516,10 @@ fn tls_with_the_configured_certificate_and_plain_text_refused_when_required() {
     );
     let (_, stderr) = text(&refused);
     assert!(!refused.status.success(), "plain text was served");
-    assert!(stderr.contains("FATAL:  this server accepts only TLS"), "{stderr}");
+    assert!(
+        stderr.contains("FATAL:  this server accepts only TLS"),
+        "{stderr}"
+    );
     drop(server);
 
     // A key that is not one stops the start with one line naming it.
