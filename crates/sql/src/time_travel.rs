@@ -24,6 +24,9 @@ const VACUUM_CHECK_LIMIT: usize = 32;
 enum AsOf {
     Version(u64),
     Timestamp(DateTime<Utc>),
+    /// `TIMESTAMP AS OF <expression>` (`current_timestamp() - INTERVAL 1
+    /// HOUR`), as SQL text, evaluated when the statement is resolved.
+    Expression(String),
 }
 
 /// Resolves and renames every versioned table reference in `statement`.
@@ -52,6 +55,7 @@ pub(crate) async fn pin_versions(statement: &mut Statement, schema: &StatementSc
         let resolved = match as_of {
             AsOf::Version(v) => table.at_version(v).await,
             AsOf::Timestamp(at) => table.at_timestamp(at).await,
+            AsOf::Expression(text) => table.at_timestamp(evaluate_instant(&text).await?).await,
         };
         let pinned = match resolved {
             Ok(pinned) => pinned,
@@ -221,10 +225,52 @@ fn parse_as_of(version: &TableVersion) -> Result<AsOf> {
                 "TIMESTAMP AS OF needs a quoted instant like '2026-11-25T10:00:00Z', got {other}"
             ))),
         },
-        TableVersion::TimestampAsOf(other) => Err(SqlError::Invalid(format!(
-            "TIMESTAMP AS OF needs a quoted instant like '2026-11-25T10:00:00Z', got {other}"
-        ))),
+        // Databricks takes any expression that gives a timestamp.
+        TableVersion::TimestampAsOf(other) => Ok(AsOf::Expression(other.to_string())),
         other => Err(SqlError::Unsupported(format!("table version clause '{other}'"))),
+    }
+}
+
+/// The instant a `TIMESTAMP AS OF` expression gives, evaluated on its own
+/// (no table, no statement other than this SELECT) and cast to TIMESTAMP,
+/// taken as UTC.
+async fn evaluate_instant(expr: &str) -> Result<DateTime<Utc>> {
+    use datafusion::arrow::array::{Array, TimestampNanosecondArray};
+    use datafusion::execution::context::SQLOptions;
+    use datafusion::prelude::SessionContext;
+
+    let invalid = |why: &str| {
+        SqlError::Invalid(format!(
+            "TIMESTAMP AS OF {expr}: {why}; give an instant like '2026-11-25T10:00:00Z' or an expression \
+             such as current_timestamp() - INTERVAL 1 HOUR"
+        ))
+    };
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let context = SessionContext::new();
+    let frame = context
+        .sql_with_options(&format!("SELECT CAST(({expr}) AS TIMESTAMP)"), options)
+        .await
+        .map_err(|e| invalid(&format!("does not give a timestamp ({})", e.strip_backtrace())))?;
+    let batches = frame
+        .collect()
+        .await
+        // Not the inner message: a failed cast quotes the value.
+        .map_err(|_| invalid("cannot be evaluated to a timestamp"))?;
+    let value = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+        b.column(0)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .cloned()
+    });
+    match value {
+        Some(array) if array.len() == 1 && array.is_valid(0) => {
+            Ok(DateTime::from_timestamp_nanos(array.value(0)))
+        }
+        Some(array) if array.len() == 1 => Err(invalid("is NULL")),
+        _ => Err(invalid("does not give one timestamp")),
     }
 }
 
