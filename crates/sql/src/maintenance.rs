@@ -53,6 +53,8 @@ pub(crate) enum RestoreTarget {
     Version(u64),
     /// `TIMESTAMP AS OF '…'`, as written (resolved by commit timestamps).
     Timestamp(String),
+    /// `TIMESTAMP AS OF <expression>`, as SQL text, evaluated when run.
+    Expression(String),
 }
 
 /// One conjunct of `OPTIMIZE … WHERE`: a partition column compared with
@@ -298,6 +300,11 @@ async fn restore(table: Table, to: RestoreTarget) -> Result<RecordBatch> {
         // By commit timestamps, as time travel; deltalake's own datetime
         // restore would go by log file modification times.
         RestoreTarget::Timestamp(text) => table.version_at(parse_instant(text)?).await?,
+        RestoreTarget::Expression(text) => {
+            table
+                .version_at(crate::time_travel::evaluate_instant(text).await?)
+                .await?
+        }
     };
     // Fails with a clear "no version n (versions a..=b exist)".
     let _ = table.at_version(target).await?;

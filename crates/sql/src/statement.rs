@@ -431,7 +431,18 @@ fn parse_restore(parser: &mut Parser) -> Result<Parsed> {
     } else if eat(parser, "timestamp") {
         expect_word(parser, "as", usage)?;
         expect_word(parser, "of", usage)?;
-        RestoreTarget::Timestamp(parser.parse_literal_string().map_err(syntax(usage))?)
+        use datafusion::sql::sqlparser::ast::{Expr, Value};
+        // A quoted instant, or (as for SELECT … TIMESTAMP AS OF) an
+        // expression that gives one.
+        match parser.parse_expr().map_err(syntax(usage))? {
+            Expr::Value(v) => match v.value {
+                Value::SingleQuotedString(text) | Value::DoubleQuotedString(text) => {
+                    RestoreTarget::Timestamp(text)
+                }
+                other => RestoreTarget::Expression(other.to_string()),
+            },
+            other => RestoreTarget::Expression(other.to_string()),
+        }
     } else {
         let found = parser.peek_token();
         return Err(SqlError::Syntax(format!(

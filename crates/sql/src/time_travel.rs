@@ -234,7 +234,7 @@ fn parse_as_of(version: &TableVersion) -> Result<AsOf> {
 /// The instant a `TIMESTAMP AS OF` expression gives, evaluated on its own
 /// (no table, no statement other than this SELECT) and cast to TIMESTAMP,
 /// taken as UTC.
-async fn evaluate_instant(expr: &str) -> Result<DateTime<Utc>> {
+pub(crate) async fn evaluate_instant(expr: &str) -> Result<DateTime<Utc>> {
     use datafusion::arrow::array::{Array, TimestampNanosecondArray};
     use datafusion::execution::context::SQLOptions;
     use datafusion::prelude::SessionContext;
