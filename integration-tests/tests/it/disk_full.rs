@@ -73,14 +73,18 @@ fn a_full_disk_answers_507_commits_nothing_and_recovers_once_space_is_freed() {
     const ROWS: u64 = 10_000;
     let mut acked = 0u64;
     let mut refused = None;
-    for sequence in 1..=100u64 {
-        let first = sequence * ROWS;
-        let reply = http.post(
+    // Request `sequence` always carries the same rows, so a resent one is
+    // the same request.
+    let send = |sequence: u64| {
+        http.post(
             EVENTS_ROWS,
             NDJSON,
-            bulky(first, ROWS),
+            bulky(sequence * ROWS, ROWS),
             &sequence_headers("p", sequence),
-        );
+        )
+    };
+    for sequence in 1..=100u64 {
+        let reply = send(sequence);
         if reply.status == 200 {
             assert_eq!(reply.json()["rows_written"], ROWS, "{}", reply.body);
             acked += ROWS;
@@ -118,13 +122,7 @@ fn a_full_disk_answers_507_commits_nothing_and_recovers_once_space_is_freed() {
     );
 
     std::fs::remove_file(&filler).expect("free the filler");
-    let first = refused * ROWS;
-    let reply = http.post(
-        EVENTS_ROWS,
-        NDJSON,
-        bulky(first, ROWS),
-        &sequence_headers("p", refused),
-    );
+    let reply = send(refused);
     assert_eq!(reply.status, 200, "after freeing space: {}", reply.body);
     assert_eq!(reply.json()["duplicate"], false, "{}", reply.body);
     let reply = http.post_json("/v1/sql", &json!({"sql": "SELECT count(*) FROM events"}));
