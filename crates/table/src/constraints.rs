@@ -16,7 +16,9 @@
 //!   itself and records which one failed in a slot the operation reads when
 //!   deltalake hands back its (flattened, text-only) error.
 //!
-//! deltalake's own check stays as the backstop for anything silt misses.
+//! deltalake's own check stays as the backstop for anything silt misses,
+//! except on appends of batches, which silt stages itself (`append.rs`):
+//! there [`Table::check_rows`] is the only check.
 //!
 //! ```no_run
 //! # async fn demo(table: silt_table::Table) -> silt_table::Result<()> {

@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod append;
 mod cast;
 mod cdc;
 mod change;

@@ -410,6 +410,14 @@ impl Table {
             // 46 UPDATEs under streaming ingest answered 409).
             metadata.insert(BLIND_APPEND.to_string(), serde_json::Value::Bool(true));
         }
+        if mode == WriteMode::Append && !options.merge_schema && self.stages_appends()? {
+            return self
+                .append_staged(batches, txns, metadata, !options.skip_checkpoint)
+                .await;
+        }
+        // Overwrites and schema evolution take deltalake's write builder
+        // (it writes the removes and the new metadata); a failed commit of
+        // theirs leaves its files to VACUUM.
         let props = crate::change::commit_properties(metadata)
             .with_application_transactions(txns)
             .with_create_checkpoint(!options.skip_checkpoint);
@@ -512,7 +520,7 @@ impl Table {
 /// committing means the log moved under it and the commits it would check
 /// against are gone (expired by an erasure purge): nothing was written, and
 /// the caller should refresh and retry, as after a conflict.
-fn commit_error(table: &str, source: DeltaTableError) -> TableError {
+pub(crate) fn commit_error(table: &str, source: DeltaTableError) -> TableError {
     match source {
         DeltaTableError::InvalidVersion(_) => TableError::Conflict {
             table: table.to_string(),

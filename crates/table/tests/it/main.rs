@@ -255,3 +255,81 @@ async fn tables_open_while_their_log_is_purged_under_them() {
         "too little overlap: {rounds} purges, {opened} opens"
     );
 }
+
+/// Parquet files in table `t`'s directory and those a fresh load of it
+/// references: a failed commit must leave the two equal (no orphans).
+async fn files_on_disk_and_live(dir: &std::path::Path, warehouse: &Warehouse) -> (Vec<String>, Vec<String>) {
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir.join("t"))
+        .expect("table dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    on_disk.sort();
+    let table = warehouse.table("t").await.expect("opens");
+    let mut live: Vec<String> = table
+        .snapshot()
+        .expect("snapshot")
+        .log_data()
+        .iter()
+        .map(|file| file.path().to_string())
+        .collect();
+    live.sort();
+    (on_disk, live)
+}
+
+#[tokio::test]
+async fn an_append_that_loses_to_a_metadata_change_leaves_no_files() {
+    let (dir, warehouse) = setup().await;
+    let mut first = warehouse.create_table("t", spec(&[])).await.expect("created");
+    first
+        .write(vec![batch(&[1])], WriteMode::Append, CommitOptions::default())
+        .await
+        .expect("first write");
+    let mut stale = warehouse.table("t").await.expect("opens");
+    first
+        .set_properties(HashMap::from([("silt.note".to_string(), "changed".to_string())]))
+        .await
+        .expect("metadata change");
+    let lost = stale
+        .write(vec![batch(&[2, 3])], WriteMode::Append, CommitOptions::default())
+        .await;
+    assert!(matches!(lost, Err(TableError::Conflict { .. })), "{lost:?}");
+    let (on_disk, live) = files_on_disk_and_live(dir.path(), &warehouse).await;
+    assert_eq!(on_disk, live, "the failed append left files behind");
+    assert_eq!(live.len(), 1);
+}
+
+#[tokio::test]
+async fn an_append_that_loses_to_the_same_producer_leaves_no_files() {
+    let (dir, warehouse) = setup().await;
+    let mut first = warehouse.create_table("t", spec(&[])).await.expect("created");
+    let mut second = warehouse.table("t").await.expect("opens");
+    let options = || CommitOptions {
+        transactions: vec![ProducerTxn {
+            producer: "p".into(),
+            sequence: 1,
+        }],
+        ..CommitOptions::default()
+    };
+    first
+        .write(vec![batch(&[1])], WriteMode::Append, options())
+        .await
+        .expect("the first server commits");
+    let lost = second
+        .write(vec![batch(&[1])], WriteMode::Append, options())
+        .await;
+    assert!(matches!(lost, Err(TableError::Conflict { .. })), "{lost:?}");
+    let (on_disk, live) = files_on_disk_and_live(dir.path(), &warehouse).await;
+    assert_eq!(on_disk, live, "the failed append left files behind");
+    assert_eq!(live.len(), 1);
+    // A successful append after the refresh still works, with its files.
+    second.refresh().await.expect("refresh");
+    second
+        .write(vec![batch(&[4])], WriteMode::Append, CommitOptions::default())
+        .await
+        .expect("append after refresh");
+    let (on_disk, live) = files_on_disk_and_live(dir.path(), &warehouse).await;
+    assert_eq!(on_disk, live);
+    assert_eq!(live.len(), 2);
+}
