@@ -690,10 +690,9 @@ fn fail_all(group: Vec<Submission>, table: &str, error: &IngestError) {
     };
     // A storage failure's text holds object URLs (partition values); the
     // caller learns what happened, the log above keeps the details.
-    let reason = match kind {
-        ErrorKind::Unavailable => "the warehouse's storage did not answer".to_string(),
-        ErrorKind::InsufficientStorage => "the warehouse's storage is full".to_string(),
-        _ => error.to_string(),
+    let reason = match kind.storage_failure() {
+        Some(failure) => failure.to_string(),
+        None => error.to_string(),
     };
     for submission in group {
         let _ = submission.reply.send(Err(IngestError::CommitFailed {

@@ -51,10 +51,14 @@ pub enum SqlError {
 
 /// What a storage failure of `kind` tells the caller: the object URLs in
 /// the underlying error hold partition values, so they stay in the log.
-pub fn storage_detail(kind: ErrorKind) -> &'static str {
+pub fn storage_detail(kind: ErrorKind) -> String {
+    let failure = kind
+        .storage_failure()
+        .or(ErrorKind::Unavailable.storage_failure())
+        .unwrap_or_default();
     match kind {
-        ErrorKind::InsufficientStorage => "the warehouse's storage is full; nothing was committed",
-        _ => "the warehouse's storage does not answer; nothing was committed, retry later",
+        ErrorKind::InsufficientStorage => format!("{failure}; nothing was committed"),
+        _ => format!("{failure}; nothing was committed, retry later"),
     }
 }
 

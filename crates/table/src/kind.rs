@@ -44,6 +44,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// How a storage failure of this kind is told to a caller; `None` for
+    /// other kinds. The error's own text stays in the server's log: it names
+    /// objects, whose paths hold partition values. Callers add what the
+    /// failure meant for them (nothing committed, retry later).
+    pub fn storage_failure(self) -> Option<&'static str> {
+        match self {
+            ErrorKind::Unavailable => Some("the warehouse's storage does not answer"),
+            ErrorKind::InsufficientStorage => Some("the warehouse's storage is full"),
+            _ => None,
+        }
+    }
+
     /// Every kind, so a reverse mapping is derived from the forward one
     /// and cannot drift from it.
     pub const ALL: [ErrorKind; 15] = [

@@ -78,10 +78,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     match state.readiness.check().await {
         Ok(()) => Ok(Json(json!({"status": "ready"}))),
-        Err(kind) => Err(ApiError::new(
-            kind,
-            "the warehouse's storage does not answer (see the server's log)",
-        )),
+        Err(kind) => {
+            let failure = kind.storage_failure().unwrap_or("the warehouse's storage failed");
+            Err(ApiError::new(kind, format!("{failure} (see the server's log)")))
+        }
     }
 }
 
