@@ -134,6 +134,18 @@ impl StatementSchema {
         Ok(self.warehouse.view(name).await?)
     }
 
+    /// The tables and views of the warehouse, sorted, internal tables left
+    /// out; unlike [`SchemaProvider::table_names`] a failed listing is an
+    /// error, not an empty answer.
+    pub(crate) async fn object_names(&self) -> DfResult<Vec<String>> {
+        let external = |e: TableError| DataFusionError::External(Box::new(e));
+        let mut names = self.warehouse.list_tables().await.map_err(external)?;
+        names.extend(self.warehouse.list_views().await.map_err(external)?);
+        names.retain(|name| !silt_table::is_internal_table(name));
+        names.sort();
+        Ok(names)
+    }
+
     /// View `definition` planned, as a provider DataFusion inlines.
     async fn expand_view(&self, definition: ViewDefinition) -> DfResult<Arc<dyn TableProvider>> {
         let name = definition.name.clone();

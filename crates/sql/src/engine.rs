@@ -627,9 +627,10 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
             .with_catalog_list(statement_catalogs(schema)?)
             .build();
-        let mut plan = state
+        let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
+        let mut plan = crate::listing::readable_listings(plan, schema)?;
         // `$1` … `$n`: the highest placeholder says how many values are needed.
         let used = plan
             .get_parameter_types()?

@@ -51,6 +51,7 @@ mod error;
 mod history;
 mod kind;
 mod limits;
+mod listing;
 mod maintenance;
 mod merge;
 mod redact;

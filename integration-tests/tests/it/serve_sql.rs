@@ -236,6 +236,43 @@ fn small_table(http: &Http) {
 
 // ---------------------------------------------------------------- formats
 
+/// DESCRIBE over HTTP and an ingest error name SQL types, not Arrow's.
+#[test]
+fn describe_and_type_errors_name_sql_types() {
+    let silt = Silt::new();
+    let server = Server::start(&silt);
+    let http = server.http();
+    sql(
+        &http,
+        "CREATE TABLE priced (id BIGINT, amount DECIMAL(12,2), note STRING)",
+    );
+    let described = rows(&http, "DESCRIBE TABLE priced");
+    assert_eq!(
+        described,
+        [
+            json!(["id", "BIGINT", "YES"]),
+            json!(["amount", "DECIMAL(12,2)", "YES"]),
+            json!(["note", "STRING", "YES"])
+        ]
+    );
+    let reply = http.post(
+        "/v1/tables/priced/rows",
+        NDJSON,
+        b"{\"id\": 1, \"amount\": 1.5}\n{\"id\": 2, \"amount\": \"lots\"}\n".to_vec(),
+        &[],
+    );
+    assert!(
+        reply.status >= 400 && reply.status < 500,
+        "{}: {}",
+        reply.status,
+        reply.body
+    );
+    let text = detail(&reply.json());
+    assert!(text.contains("DECIMAL(12,2)"), "{text}");
+    assert!(!text.contains("Decimal128") && !text.contains("Utf8"), "{text}");
+    assert_eq!(int(&http, "SELECT count(*) FROM priced"), 0, "nothing committed");
+}
+
 const ITEMS_TABLE: &str = "CREATE TABLE items (id BIGINT NOT NULL, name VARCHAR, price DOUBLE, \
                            qty INT, ok BOOLEAN, day DATE, ts TIMESTAMP)";
 
@@ -312,6 +349,25 @@ fn every_answer_format_parses_with_a_standard_client_to_the_same_rows() {
         ]
     ]);
     assert_eq!(doc["rows"], expected, "JSON answer (types {types:?})");
+    // `type` stays the Arrow type clients parse; `sql_type` is the name
+    // the table declared.
+    assert_eq!(types[0], "Int64", "{types:?}");
+    let sql_types: Vec<&str> = columns
+        .iter()
+        .map(|c| c["sql_type"].as_str().expect("sql_type"))
+        .collect();
+    assert_eq!(
+        sql_types,
+        [
+            "BIGINT",
+            "STRING",
+            "DOUBLE",
+            "INT",
+            "BOOLEAN",
+            "DATE",
+            "TIMESTAMP"
+        ]
+    );
 
     // The other formats, saved as received and decoded by Python.
     let mut saved = Vec::new();
