@@ -54,6 +54,7 @@ mod limits;
 mod listing;
 mod maintenance;
 mod merge;
+mod params;
 mod redact;
 mod show_create;
 mod statement;
