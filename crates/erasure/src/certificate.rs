@@ -43,6 +43,12 @@ pub struct Certificate {
     pub tables: Vec<TableReport>,
     /// Verification of the ledger `_silt_erasures` itself.
     pub ledger: Verification,
+    /// Verification of the stored view definitions
+    /// (`_silt/views/<name>.json`; a path names a view, never a value): a
+    /// view's query text can quote a subject, and no delete rewrites it.
+    /// Absent from certificates written before views were verified.
+    #[serde(default)]
+    pub views: Verification,
     /// `HMAC-SHA256` over the canonical JSON of the rest.
     pub signature_algorithm: String,
     /// Hex HMAC-SHA256 signature; empty until signed.
@@ -159,7 +165,8 @@ impl Certificate {
             .iter()
             .map(|t| t.verification.occurrences_found)
             .sum::<u64>()
-            + self.ledger.occurrences_found;
+            + self.ledger.occurrences_found
+            + self.views.occurrences_found;
         let paths: Vec<String> = self
             .tables
             .iter()
@@ -175,6 +182,7 @@ impl Certificate {
                     .iter()
                     .map(|p| format!("{}/{p}", crate::ledger::LEDGER_TABLE)),
             )
+            .chain(self.views.paths_with_occurrences.iter().map(|p| view_label(p)))
             .collect();
         Some(format!(
             "verification found {found} occurrence(s) of the subjects in: {}",
@@ -187,6 +195,19 @@ impl Certificate {
         self.signature.clear();
         let document = serde_json::to_value(&*self).unwrap_or(Value::Null);
         self.signature = secrets.sign(&signed_bytes(&document));
+    }
+}
+
+/// How a failure summary names a view definition that holds a subject:
+/// by the view's name (what the operator replaces or drops), with its path.
+fn view_label(path: &str) -> String {
+    match path
+        .rsplit('/')
+        .next()
+        .and_then(|file| file.strip_suffix(".json"))
+    {
+        Some(view) => format!("view '{view}' ({path}; replace or drop the view)"),
+        None => path.to_string(),
     }
 }
 
@@ -222,6 +243,7 @@ mod tests {
                 ..TableReport::default()
             }],
             ledger: Verification::default(),
+            views: Verification::default(),
             signature_algorithm: "HMAC-SHA256".into(),
             signature: String::new(),
         }
@@ -271,6 +293,7 @@ mod tests {
             (&doc, &schema),
             (&doc["tables"][0], &schema["$defs"]["table"]),
             (&doc["ledger"], &schema["$defs"]["verification"]),
+            (&doc["views"], &schema["$defs"]["verification"]),
             (
                 &doc["tables"][0]["timings_ms"],
                 &schema["$defs"]["table"]["properties"]["timings_ms"],

@@ -872,6 +872,7 @@ mod tests {
             batch: vec![],
             tables: vec![],
             ledger: Default::default(),
+            views: Default::default(),
             signature_algorithm: "HMAC-SHA256".into(),
             signature: String::new(),
         };

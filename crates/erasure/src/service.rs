@@ -807,12 +807,18 @@ impl Erasure {
         }
         let ledger_table = self.ledger.table().await?;
         let ledger = scan_store(ledger_table.object_store(), &subjects, LEDGER_TABLE).await?;
+        // View definitions are query text outside every table root: a view
+        // that quotes a subject keeps it whatever the delete and purge did.
+        // Always all of them, whichever tables the request named.
+        let (views_store, view_paths) = self.warehouse.view_objects().await?;
+        let views = crate::verify::scan_objects(views_store, view_paths, &subjects, "views").await?;
 
         let found: u64 = reports
             .iter()
             .map(|r| r.verification.occurrences_found)
             .sum::<u64>()
-            + ledger.occurrences_found;
+            + ledger.occurrences_found
+            + views.occurrences_found;
         let status = if found == 0 { Status::Done } else { Status::Failed };
         let completed_at = Utc::now().to_rfc3339();
         let batch = if followers.is_empty() {
@@ -836,6 +842,7 @@ impl Erasure {
                 batch: batch.clone(),
                 tables: reports.clone(),
                 ledger: ledger.clone(),
+                views: views.clone(),
                 signature_algorithm: "HMAC-SHA256".into(),
                 signature: String::new(),
             };

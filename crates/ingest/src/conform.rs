@@ -237,7 +237,11 @@ fn epoch_to_timestamp(
                             .unwrap_or(0);
                         return Some(Err((
                             row as u64,
-                            format!("value cannot be converted from {} to {to}", source.data_type()),
+                            format!(
+                                "value cannot be converted from {} to {}",
+                                silt_table::sql_type_name(source.data_type()),
+                                silt_table::sql_type_name(to)
+                            ),
                         )));
                     }
                 }

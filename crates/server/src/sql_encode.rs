@@ -102,7 +102,15 @@ impl Encoder {
                     .schema
                     .fields()
                     .iter()
-                    .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+                    // `type` stays Arrow's name (clients parse it); `sql_type`
+                    // is the name a user declares (STRING, DECIMAL(12,2)).
+                    .map(|f| {
+                        serde_json::json!({
+                            "name": f.name(),
+                            "type": f.data_type().to_string(),
+                            "sql_type": silt_sql::sql_type_name(f.data_type()),
+                        })
+                    })
                     .collect();
                 let columns = serde_json::to_string(&columns).map_err(encode_error)?;
                 Ok(Bytes::from(format!("{{\"columns\":{columns},\"rows\":[")))

@@ -220,7 +220,7 @@ pub(crate) async fn plan_apply(
                 datafusion::common::TableReference::bare(source_alias.as_str()),
                 source_arrow.as_ref(),
             )?;
-            let expr = plan_expr(&state, condition, &df_schema, &place)?;
+            let expr = plan_expr(&state, schema.params(), condition, &df_schema, &place, None)?;
             let check = Check {
                 place,
                 role: Role::Condition,

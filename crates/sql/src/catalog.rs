@@ -63,6 +63,9 @@ pub(crate) struct StatementSchema {
     expand: ExpandView,
     /// The views being expanded, outermost first.
     expanding: Vec<String>,
+    /// The statement's `$n` values (UPDATE/DELETE/MERGE bind them per
+    /// expression, see `params.rs`).
+    params: Arc<crate::params::Params>,
 }
 
 impl std::fmt::Debug for StatementSchema {
@@ -91,7 +94,19 @@ impl StatementSchema {
             resolved: Arc::new(Mutex::new(HashMap::new())),
             expand,
             expanding: Vec::new(),
+            params: Arc::new(crate::params::Params::default()),
         }
+    }
+
+    /// This schema binding `params` in the statement planned over it.
+    pub(crate) fn with_params(mut self, params: crate::params::Params) -> Self {
+        self.params = Arc::new(params);
+        self
+    }
+
+    /// The statement's parameter values.
+    pub(crate) fn params(&self) -> &crate::params::Params {
+        &self.params
     }
 
     /// The engine's base session.
@@ -123,6 +138,7 @@ impl StatementSchema {
             resolved: self.resolved.clone(),
             expand: self.expand.clone(),
             expanding,
+            params: self.params.clone(),
         }))
     }
 
@@ -132,6 +148,18 @@ impl StatementSchema {
             return Ok(None);
         }
         Ok(self.warehouse.view(name).await?)
+    }
+
+    /// The tables and views of the warehouse, sorted, internal tables left
+    /// out; unlike [`SchemaProvider::table_names`] a failed listing is an
+    /// error, not an empty answer.
+    pub(crate) async fn object_names(&self) -> DfResult<Vec<String>> {
+        let external = |e: TableError| DataFusionError::External(Box::new(e));
+        let mut names = self.warehouse.list_tables().await.map_err(external)?;
+        names.extend(self.warehouse.list_views().await.map_err(external)?);
+        names.retain(|name| !silt_table::is_internal_table(name));
+        names.sort();
+        Ok(names)
     }
 
     /// View `definition` planned, as a provider DataFusion inlines.

@@ -485,26 +485,9 @@ pub fn parse_data_type(text: &str) -> Result<DataType> {
     arrow_type(&sql_type).map_err(invalid)
 }
 
-/// The SQL name of an Arrow type, as `parse_data_type` reads it back;
-/// nested types fall back to Arrow's notation.
-pub fn sql_type_name(data_type: &DataType) -> String {
-    match data_type {
-        DataType::Int64 => "BIGINT".into(),
-        DataType::Int32 => "INT".into(),
-        DataType::Int16 => "SMALLINT".into(),
-        DataType::Int8 => "TINYINT".into(),
-        DataType::Float64 => "DOUBLE".into(),
-        DataType::Float32 => "FLOAT".into(),
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "BINARY".into(),
-        DataType::Date32 => "DATE".into(),
-        DataType::Timestamp(_, Some(_)) => "TIMESTAMP".into(),
-        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
-        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
-        other => other.to_string(),
-    }
-}
+/// The SQL name of an Arrow type (silt-table's, re-exported here so
+/// `parse_data_type` and its inverse sit together).
+pub use silt_table::sql_type_name;
 
 #[cfg(test)]
 mod type_name_tests {

@@ -164,11 +164,15 @@ pub(crate) fn target_factor(factor: &TableFactor, op: &str) -> Result<(String, O
 
 /// Plans a SQL expression against `schema`. Subqueries are refused up
 /// front: deltalake evaluates predicates per file and cannot run them.
+/// `$n` in it are typed and bound by `params` (`target`: the column type
+/// an assigned value gets).
 pub(crate) fn plan_expr(
     state: &SessionState,
+    params: &crate::params::Params,
     expr: &ast::Expr,
     schema: &DFSchema,
     place: &str,
+    target: Option<&DataType>,
 ) -> Result<Expr> {
     let mut subquery = false;
     let _ = ast::visit_expressions(expr, |e| {
@@ -193,7 +197,10 @@ pub(crate) fn plan_expr(
         },
         schema,
     );
-    planned.map_err(|e| in_place(SqlError::from(e), place))
+    let planned = planned.map_err(|e| in_place(SqlError::from(e), place))?;
+    params
+        .bind(planned, schema, target)
+        .map_err(|e| in_place(e, place))
 }
 
 fn in_place(error: SqlError, place: &str) -> SqlError {
@@ -231,7 +238,10 @@ pub(crate) async fn validate(
     relations: &[(String, SchemaRef)],
     checks: &[Check],
 ) -> Result<()> {
-    if checks.is_empty() {
+    // Only a statement planned for its shape (a prepared statement being
+    // described) keeps placeholders; it is planned and validated again
+    // with its values when it runs.
+    if checks.is_empty() || checks.iter().any(|c| crate::params::has_placeholder(&c.expr)) {
         return Ok(());
     }
     let mut builder: Option<LogicalPlanBuilder> = None;
@@ -434,8 +444,15 @@ pub(crate) async fn plan_update(
             )));
         }
         let place = format!("SET {column} of UPDATE on table '{name}'");
-        let expr = plan_expr(&state, &assignment.value, &df_schema, &place)?;
         let data_type = column_type(&arrow, &column, &name)?;
+        let expr = plan_expr(
+            &state,
+            schema.params(),
+            &assignment.value,
+            &df_schema,
+            &place,
+            Some(&data_type),
+        )?;
         checks.push(Check {
             place,
             role: Role::Assign {
@@ -449,7 +466,7 @@ pub(crate) async fn plan_update(
     let predicate = match &update.selection {
         Some(selection) => {
             let place = format!("WHERE clause of UPDATE on table '{name}'");
-            let expr = plan_expr(&state, selection, &df_schema, &place)?;
+            let expr = plan_expr(&state, schema.params(), selection, &df_schema, &place, None)?;
             checks.push(Check {
                 place,
                 role: Role::Condition,
@@ -550,7 +567,7 @@ pub(crate) async fn plan_delete(
     let predicate = match &delete.selection {
         Some(selection) => {
             let place = format!("WHERE clause of DELETE on table '{name}'");
-            let expr = plan_expr(&state, selection, &df_schema, &place)?;
+            let expr = plan_expr(&state, schema.params(), selection, &df_schema, &place, None)?;
             let check = Check {
                 place,
                 role: Role::Condition,

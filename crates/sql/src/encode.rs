@@ -1,5 +1,5 @@
 //! Result encoders shared by the CLI and the HTTP API: text table, CSV, JSON
-//! (`{"columns":[{"name","type"}],"rows":[[…]]}`) and NDJSON.
+//! (`{"columns":[{"name","type","sql_type"}],"rows":[[…]]}`) and NDJSON.
 
 use std::str::FromStr;
 
@@ -89,12 +89,20 @@ pub fn encode(format: OutputFormat, schema: &Schema, batches: &[RecordBatch]) ->
     }
 }
 
-/// `{"columns":[{"name","type"}],"rows":[[…]]}` for a result.
+/// `{"columns":[{"name","type","sql_type"}],"rows":[[…]]}` for a result:
+/// `type` is the Arrow type (as clients have parsed it), `sql_type` the
+/// SQL name a user declares (`STRING`, `DECIMAL(12,2)`).
 pub fn json_document(schema: &Schema, batches: &[RecordBatch]) -> Result<Value> {
     let columns: Vec<Value> = schema
         .fields()
         .iter()
-        .map(|f| json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .map(|f| {
+            json!({
+                "name": f.name(),
+                "type": f.data_type().to_string(),
+                "sql_type": silt_table::sql_type_name(f.data_type()),
+            })
+        })
         .collect();
     // Rows are arrays by position: two columns of the same name (a join of
     // two versions of one table) must both survive, so the JSON writer sees

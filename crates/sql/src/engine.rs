@@ -227,10 +227,13 @@ impl Engine {
             self.check_script(&script).await?;
         }
         for (index, (statement, line)) in script.statements.into_iter().zip(script.lines).enumerate() {
-            let output = self.run(statement).await.map_err(|error| match several {
-                true => error.in_statement(index + 1, line),
-                false => error,
-            })?;
+            let output = self
+                .run(statement, Vec::new())
+                .await
+                .map_err(|error| match several {
+                    true => error.in_statement(index + 1, line),
+                    false => error,
+                })?;
             each(output)?;
         }
         Ok(())
@@ -314,7 +317,15 @@ impl Engine {
         Ok(())
     }
 
-    async fn run(&self, statement: Parsed) -> Result<StatementOutput> {
+    /// Runs one statement; `params` are its `$n` values (INSERT, UPDATE,
+    /// DELETE and MERGE take them; any other statement refuses them).
+    async fn run(&self, statement: Parsed, params: Vec<ScalarValue>) -> Result<StatementOutput> {
+        if !params.is_empty() && !matches!(&statement, Parsed::Sql(s) if takes_params(s)) {
+            return Err(SqlError::Invalid(
+                "parameters ($1, …) are supported in SELECT, EXPLAIN, INSERT, UPDATE, DELETE and MERGE"
+                    .to_string(),
+            ));
+        }
         match statement {
             Parsed::DescribeHistory { table, limit } => {
                 let table = self.warehouse.table(&table).await?;
@@ -337,11 +348,19 @@ impl Engine {
                     .await?;
                 change_output(change)
             }
-            Parsed::Sql(statement) => self.run_sql(*statement).await,
+            Parsed::Sql(statement) => self.run_sql(*statement, params).await,
         }
     }
 
-    async fn run_sql(&self, statement: Statement) -> Result<StatementOutput> {
+    async fn run_sql(&self, statement: Statement, params: Vec<ScalarValue>) -> Result<StatementOutput> {
+        if matches!(
+            statement,
+            Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_)
+        ) {
+            // Counted on the syntax tree: planning binds per expression and
+            // would only notice a missing value, not an extra one.
+            crate::params::check_count(params.len(), crate::params::highest_placeholder(&statement))?;
+        }
         match statement {
             Statement::CreateTable(create) if create.query.is_none() => {
                 crate::ddl::refuse_ignored_clauses(&create)?;
@@ -453,7 +472,7 @@ impl Engine {
                     return Err(dml::view_target(&name));
                 }
                 let (state, plan) = self
-                    .plan_logical(Statement::Insert(insert), &schema, Vec::new(), Binding::Now)
+                    .plan_logical(Statement::Insert(insert), &schema, params, Binding::Now)
                     .await?;
                 // DataFusion planned the rows (column list, defaults as
                 // NULL, casts to the table's types); silt-table writes them,
@@ -496,7 +515,7 @@ impl Engine {
             }
             Statement::Update(update) => {
                 let change = retry_conflicts(|| async {
-                    dml::plan_update(&self.base, &self.statement_schema(), update.clone())
+                    dml::plan_update(&self.base, &self.schema_binding(&params), update.clone())
                         .await?
                         .run()
                         .await
@@ -506,7 +525,7 @@ impl Engine {
             }
             Statement::Delete(delete) => {
                 let change = retry_conflicts(|| async {
-                    dml::plan_delete(&self.base, &self.statement_schema(), delete.clone())
+                    dml::plan_delete(&self.base, &self.schema_binding(&params), delete.clone())
                         .await?
                         .run()
                         .await
@@ -516,7 +535,7 @@ impl Engine {
             }
             Statement::Merge(merge) => {
                 let change = retry_conflicts(|| async {
-                    merge::plan_merge(&self.base, &self.statement_schema(), merge.clone())
+                    merge::plan_merge(&self.base, &self.schema_binding(&params), merge.clone())
                         .await?
                         .run()
                         .await
@@ -588,6 +607,45 @@ impl Engine {
         ))
     }
 
+    /// A fresh catalog schema for one statement whose `$n` are `params`.
+    fn schema_binding(&self, params: &[ScalarValue]) -> Arc<StatementSchema> {
+        let schema = StatementSchema::new(self.warehouse.clone(), self.base.clone(), crate::view::expander())
+            .with_params(crate::params::Params::bound(params.to_vec()));
+        Arc::new(schema)
+    }
+
+    /// The types of the `$n` of an INSERT, UPDATE, DELETE or MERGE, by
+    /// position, planned without values (nothing runs).
+    async fn dml_parameter_types(&self, statement: Statement) -> Result<Vec<(usize, DataType)>> {
+        if let Statement::Insert(_) = statement {
+            let (_, plan) = self
+                .plan_logical(statement, &self.statement_schema(), Vec::new(), Binding::Later)
+                .await?;
+            return Ok(plan
+                .get_parameter_types()?
+                .into_iter()
+                .map(|(name, data_type)| {
+                    let position = name
+                        .trim_start_matches('$')
+                        .parse::<usize>()
+                        .unwrap_or(usize::MAX);
+                    (position, data_type.unwrap_or(DataType::Null))
+                })
+                .collect());
+        }
+        let schema = Arc::new(
+            StatementSchema::new(self.warehouse.clone(), self.base.clone(), crate::view::expander())
+                .with_params(crate::params::Params::describing()),
+        );
+        match statement {
+            Statement::Update(update) => drop(dml::plan_update(&self.base, &schema, update).await?),
+            Statement::Delete(delete) => drop(dml::plan_delete(&self.base, &schema, delete).await?),
+            Statement::Merge(merge) => drop(merge::plan_merge(&self.base, &schema, merge).await?),
+            _ => {}
+        }
+        Ok(schema.params().inferred())
+    }
+
     /// Plans with DataFusion over the statement's catalog and runs the plan.
     async fn plan_and_run(
         &self,
@@ -627,9 +685,10 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(self.base.as_ref().clone())
             .with_catalog_list(statement_catalogs(schema)?)
             .build();
-        let mut plan = state
+        let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(statement)))
             .await?;
+        let mut plan = crate::listing::readable_listings(plan, schema)?;
         // `$1` … `$n`: the highest placeholder says how many values are needed.
         let used = plan
             .get_parameter_types()?
@@ -682,12 +741,7 @@ impl Engine {
             let stream = frame.execute_stream().await?;
             return Ok(StatementStream { schema, stream });
         }
-        if !params.is_empty() {
-            return Err(SqlError::Invalid(
-                "parameters ($1, …) are supported in SELECT and EXPLAIN only".to_string(),
-            ));
-        }
-        let output = self.run(statement).await?;
+        let output = self.run(statement, params).await?;
         let stream = MemoryStream::try_new(output.batches, output.schema.clone(), None)?;
         Ok(StatementStream {
             schema: output.schema,
@@ -710,6 +764,16 @@ impl Engine {
         }
         let statement = match statements.remove(0) {
             Parsed::Sql(statement) if matches!(statement.as_ref(), Statement::Query(_)) => statement,
+            // Runs when executed, but its `$n` types are known now: a
+            // client (psql's \bind, psycopg, ADBC) sends values in them.
+            Parsed::Sql(statement) if takes_params(&statement) => {
+                let parameters = self.dml_parameter_types(*statement).await?;
+                return Ok(Prepared {
+                    schema: Arc::new(Schema::empty()),
+                    parameters: parameter_schema(parameters),
+                    query: false,
+                });
+            }
             // Anything else runs when executed; its answer's columns are
             // known only then, so none are promised here.
             _ => {
@@ -724,7 +788,7 @@ impl Engine {
             .plan_frame(*statement, &self.statement_schema(), Vec::new(), Binding::Later)
             .await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let mut parameters: Vec<(usize, Field)> = frame
+        let parameters = frame
             .logical_plan()
             .get_parameter_types()?
             .into_iter()
@@ -733,22 +797,46 @@ impl Engine {
                     .trim_start_matches('$')
                     .parse::<usize>()
                     .unwrap_or(usize::MAX);
-                (
-                    position,
-                    Field::new(name, data_type.unwrap_or(DataType::Null), true),
-                )
+                (position, data_type.unwrap_or(DataType::Null))
             })
             .collect();
-        parameters.sort_by_key(|(position, _)| *position);
-        let parameters = Arc::new(Schema::new(
-            parameters.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
-        ));
         Ok(Prepared {
             schema,
-            parameters,
+            parameters: parameter_schema(parameters),
             query: true,
         })
     }
+}
+
+/// `$1`, `$2`, … as fields named so, in order; a position no placeholder
+/// has (`$1` and `$3` only) is a NULL-typed field, so the n-th field is `$n`.
+fn parameter_schema(mut parameters: Vec<(usize, DataType)>) -> SchemaRef {
+    parameters.sort_by_key(|(position, _)| *position);
+    let highest = parameters
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| *p != usize::MAX)
+        .max()
+        .unwrap_or(0);
+    let fields: Vec<Field> = (1..=highest)
+        .map(|n| {
+            let data_type = parameters
+                .iter()
+                .find(|(p, _)| *p == n)
+                .map_or(DataType::Null, |(_, t)| t.clone());
+            Field::new(format!("${n}"), data_type, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Whether `statement` may carry `$n` values outside a query: INSERT,
+/// UPDATE, DELETE, MERGE.
+fn takes_params(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_)
+    )
 }
 
 /// Whether a plan's `$n` placeholders must be bound when it is planned.

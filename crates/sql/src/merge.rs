@@ -107,6 +107,8 @@ use silt_table::MergeClause as Clause;
 /// Everything clause planning needs to know about the two sides.
 struct Sides<'a> {
     state: &'a SessionState,
+    /// The statement's `$n` values.
+    params: &'a crate::params::Params,
     table: &'a str,
     target_alias: &'a str,
     source_alias: &'a str,
@@ -150,7 +152,7 @@ impl Sides<'_> {
         place: String,
         checks: &mut Vec<Check>,
     ) -> Result<Expr> {
-        let planned = plan_expr(self.state, expr, schema, &place)?;
+        let planned = plan_expr(self.state, self.params, expr, schema, &place, None)?;
         checks.push(Check {
             place,
             role: Role::Condition,
@@ -212,7 +214,15 @@ impl Sides<'_> {
             }
             let column = assignment_column(&assignment.target, self.target, self.table, self.target_alias)?;
             let at = format!("{place}: SET {column}");
-            let value = plan_expr(self.state, &assignment.value, schema, &at)?;
+            let target = column_type(self.target, &column, self.table)?;
+            let value = plan_expr(
+                self.state,
+                self.params,
+                &assignment.value,
+                schema,
+                &at,
+                Some(&target),
+            )?;
             self.assign(column, value, at, checks, &mut sets)?;
         }
         Ok(sets)
@@ -308,7 +318,8 @@ impl Sides<'_> {
                 }
                 for (column, value) in columns.into_iter().zip(row) {
                     let at = format!("{place}: INSERT {column}");
-                    let value = plan_expr(self.state, value, schema, &at)?;
+                    let target = column_type(self.target, &column, self.table)?;
+                    let value = plan_expr(self.state, self.params, value, schema, &at, Some(&target))?;
                     self.assign(column, value, at, checks, &mut sets)?;
                 }
                 Clause::Insert(predicate, sets)
@@ -421,6 +432,7 @@ pub(crate) async fn plan_merge(
     let plan = state
         .statement_to_plan(DfStatement::Statement(Box::new(source_statement)))
         .await?;
+    let plan = schema.params().bind_plan(plan)?;
     let source = SessionContext::new_with_state(state.clone())
         .execute_logical_plan(plan)
         .await?;
@@ -433,6 +445,7 @@ pub(crate) async fn plan_merge(
     let both_df = target_df.join(&source_df)?;
     let sides = Sides {
         state: &state,
+        params: schema.params(),
         table: &name,
         target_alias: &target_alias,
         source_alias: &source_alias,

@@ -35,9 +35,10 @@ async fn plan_view(schema: Arc<StatementSchema>, definition: ViewDefinition) -> 
     let state = SessionStateBuilder::new_from_existing(schema.session().as_ref().clone())
         .with_catalog_list(statement_catalogs(&schema)?)
         .build();
-    Ok(state
+    let plan = state
         .statement_to_plan(DfStatement::Statement(Box::new(statement)))
-        .await?)
+        .await?;
+    crate::listing::readable_listings(plan, &schema)
 }
 
 /// The stored query of a view, parsed; it must be one query.

@@ -26,6 +26,8 @@ use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::kernels::cast::{CastOptions, can_cast_types, cast_with_options};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, SchemaRef};
 
+use crate::types::sql_type_name;
+
 /// Why a batch does not fit a schema. Names the column path (`a.b.c`, list
 /// elements as `a[]`, map keys/values as `a{key}` / `a{value}`) and, where
 /// one value is at fault, its 0-based row in the batch — never a value.
@@ -158,8 +160,8 @@ pub fn cast_to_schema(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordB
     RecordBatch::try_new_with_options(target.clone(), columns, &options).map_err(|_| {
         CastError::Incompatible {
             path: String::new(),
-            from: format!("{:?}", source.fields()),
-            to: format!("{:?}", target.fields()),
+            from: sql_type_name(&DataType::Struct(source.fields().clone())),
+            to: sql_type_name(&DataType::Struct(target.fields().clone())),
         }
     })
 }
@@ -186,8 +188,8 @@ fn first_null(array: &dyn Array) -> Option<usize> {
 fn cast_array(array: &ArrayRef, to: &DataType, path: &str) -> Result<ArrayRef, CastError> {
     let incompatible = || CastError::Incompatible {
         path: path.to_string(),
-        from: array.data_type().to_string(),
-        to: to.to_string(),
+        from: sql_type_name(array.data_type()),
+        to: sql_type_name(to),
     };
     match (array.data_type(), to) {
         (DataType::Null, _) => Ok(new_null_array(to, array.len())),
@@ -228,15 +230,15 @@ fn cast_leaf(array: &ArrayRef, to: &DataType, path: &str) -> Result<ArrayRef, Ca
     if !can_cast_types(array.data_type(), to) {
         return Err(CastError::Incompatible {
             path: path.to_string(),
-            from: array.data_type().to_string(),
-            to: to.to_string(),
+            from: sql_type_name(array.data_type()),
+            to: sql_type_name(to),
         });
     }
     let value_error = |row: usize| CastError::Value {
         path: path.to_string(),
         row,
-        from: array.data_type().to_string(),
-        to: to.to_string(),
+        from: sql_type_name(array.data_type()),
+        to: sql_type_name(to),
     };
     // Arrow truncates 1.5 to 1 without complaint, even when strict.
     if array.data_type().is_floating()
@@ -275,8 +277,8 @@ fn cast_struct(array: &StructArray, fields: &Fields, path: &str) -> Result<Array
     let DataType::Struct(source_fields) = array.data_type() else {
         return Err(CastError::Incompatible {
             path: path.to_string(),
-            from: array.data_type().to_string(),
-            to: DataType::Struct(fields.clone()).to_string(),
+            from: sql_type_name(array.data_type()),
+            to: sql_type_name(&DataType::Struct(fields.clone())),
         });
     };
     for child in source_fields {
@@ -313,8 +315,8 @@ fn cast_struct(array: &StructArray, fields: &Fields, path: &str) -> Result<Array
     }
     let incompatible = || CastError::Incompatible {
         path: path.to_string(),
-        from: array.data_type().to_string(),
-        to: DataType::Struct(fields.clone()).to_string(),
+        from: sql_type_name(array.data_type()),
+        to: sql_type_name(&DataType::Struct(fields.clone())),
     };
     if fields.is_empty() {
         return StructArray::try_new_with_length(
@@ -353,8 +355,8 @@ fn cast_list<O: OffsetSizeTrait>(
         .collect::<Result<_, _>>()
         .map_err(|_| CastError::Incompatible {
             path: path.to_string(),
-            from: array.data_type().to_string(),
-            to: DataType::List(item.clone()).to_string(),
+            from: sql_type_name(array.data_type()),
+            to: sql_type_name(&DataType::List(item.clone())),
         })?;
     let list = arrow::array::ListArray::try_new(
         item.clone(),
@@ -364,8 +366,8 @@ fn cast_list<O: OffsetSizeTrait>(
     )
     .map_err(|_| CastError::Incompatible {
         path: path.to_string(),
-        from: array.data_type().to_string(),
-        to: DataType::List(item.clone()).to_string(),
+        from: sql_type_name(array.data_type()),
+        to: sql_type_name(&DataType::List(item.clone())),
     })?;
     Ok(Arc::new(list))
 }
@@ -380,7 +382,7 @@ fn entry_fields<'a>(
         other => Err(CastError::Incompatible {
             path: path.to_string(),
             from: "map".to_string(),
-            to: other.to_string(),
+            to: sql_type_name(other),
         }),
     }
 }
@@ -418,7 +420,7 @@ fn build_map(
     let incompatible = || CastError::Incompatible {
         path: path.to_string(),
         from: "map entries".to_string(),
-        to: DataType::Map(entries.clone(), sorted).to_string(),
+        to: sql_type_name(&DataType::Map(entries.clone(), sorted)),
     };
     let entries_array =
         StructArray::try_new(fields.clone(), vec![keys, values], None).map_err(|_| incompatible())?;
@@ -436,8 +438,8 @@ fn struct_to_map(array: &StructArray, entries: &FieldRef, path: &str) -> Result<
     let DataType::Struct(source_fields) = array.data_type() else {
         return Err(CastError::Incompatible {
             path: path.to_string(),
-            from: array.data_type().to_string(),
-            to: DataType::Map(entries.clone(), false).to_string(),
+            from: sql_type_name(array.data_type()),
+            to: sql_type_name(&DataType::Map(entries.clone(), false)),
         });
     };
     let value_path = format!("{path}{{value}}");
@@ -461,8 +463,8 @@ fn struct_to_map(array: &StructArray, entries: &FieldRef, path: &str) -> Result<
         }
         let end = i32::try_from(picks.len()).map_err(|_| CastError::Incompatible {
             path: path.to_string(),
-            from: array.data_type().to_string(),
-            to: DataType::Map(entries.clone(), false).to_string(),
+            from: sql_type_name(array.data_type()),
+            to: sql_type_name(&DataType::Map(entries.clone(), false)),
         })?;
         offsets.push(end);
     }
@@ -473,7 +475,7 @@ fn struct_to_map(array: &StructArray, entries: &FieldRef, path: &str) -> Result<
     } else {
         arrow::compute::interleave(&refs, &picks).map_err(|_| CastError::Incompatible {
             path: value_path.clone(),
-            from: array.data_type().to_string(),
+            from: sql_type_name(array.data_type()),
             to: value_field.data_type().to_string(),
         })?
     };

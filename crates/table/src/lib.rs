@@ -62,6 +62,7 @@ pub use log::CommitEntry;
 pub use name::{INTERNAL_TABLE_PREFIX, is_internal_table, validate_table_name};
 pub use suppress::{Suppressor, register_suppressor, text_marks};
 pub use table::{CommitOptions, ProducerTxn, SmallFiles, Table, WriteMode};
+pub use types::sql_type_name;
 pub use views::ViewDefinition;
 pub use warehouse::{TableSpec, Warehouse};
 pub use writer_props::{SUBJECT_BLOOM_FPP, SUBJECT_COLUMNS_PROPERTY, subject_columns, writer_properties};

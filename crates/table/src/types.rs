@@ -67,9 +67,127 @@ pub fn delta_compatible_schema(schema: &Schema) -> Result<Arc<Schema>, String> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
+/// The SQL name of an Arrow type, in the Databricks spelling a user
+/// declares (`BIGINT`, `STRING`, `DECIMAL(12,2)`, `ARRAY<INT>`,
+/// `STRUCT<a: INT, b: STRING>`, `MAP<STRING, INT>`): what DESCRIBE,
+/// information_schema and error messages show instead of Arrow's names
+/// (`Utf8View`, `Dictionary(UInt16, Utf8)`, `Decimal128(12, 2)`), which are
+/// how a value is held in memory, not what the column is. Encodings of one
+/// SQL type (string views, dictionaries, large offsets) share its name.
+/// Types Delta cannot store still get a readable SQL-like name.
+pub fn sql_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Null => "VOID".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 => "TINYINT UNSIGNED".into(),
+        DataType::UInt16 => "SMALLINT UNSIGNED".into(),
+        DataType::UInt32 => "INT UNSIGNED".into(),
+        DataType::UInt64 => "BIGINT UNSIGNED".into(),
+        DataType::Float16 => "HALF".into(),
+        DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "STRING".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            "BINARY".into()
+        }
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMP".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP_NTZ".into(),
+        DataType::Duration(_) | DataType::Interval(_) => "INTERVAL".into(),
+        DataType::Decimal32(p, s)
+        | DataType::Decimal64(p, s)
+        | DataType::Decimal128(p, s)
+        | DataType::Decimal256(p, s) => {
+            format!("DECIMAL({p},{s})")
+        }
+        DataType::Dictionary(_, value) => sql_type_name(value),
+        DataType::RunEndEncoded(_, values) => sql_type_name(values.data_type()),
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item)
+        | DataType::FixedSizeList(item, _) => format!("ARRAY<{}>", sql_type_name(item.data_type())),
+        DataType::Struct(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
+                    format!(
+                        "{}: {}{not_null}",
+                        field_name(f.name()),
+                        sql_type_name(f.data_type())
+                    )
+                })
+                .collect();
+            format!("STRUCT<{}>", fields.join(", "))
+        }
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                sql_type_name(kv[0].data_type()),
+                sql_type_name(kv[1].data_type())
+            ),
+            _ => "MAP".into(),
+        },
+        DataType::Union(_, _) => "UNION".into(),
+    }
+}
+
+/// A struct field's name as written in `STRUCT<…>`: back-quoted unless it
+/// is a plain identifier, so `STRUCT<`a b`: INT>` reads unambiguously.
+fn field_name(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("`{}`", name.replace('`', "``"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sql_names_hide_arrow_encodings() {
+        use deltalake::arrow::datatypes::Fields;
+        let dict = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
+        assert_eq!(sql_type_name(&dict), "STRING");
+        assert_eq!(sql_type_name(&DataType::Utf8View), "STRING");
+        assert_eq!(sql_type_name(&DataType::Decimal128(12, 2)), "DECIMAL(12,2)");
+        assert_eq!(
+            sql_type_name(&DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
+            "TIMESTAMP"
+        );
+        let list = DataType::List(Arc::new(Field::new("element", DataType::Int32, true)));
+        assert_eq!(sql_type_name(&list), "ARRAY<INT>");
+        let record = DataType::Struct(Fields::from(vec![
+            Field::new("a", DataType::Int32, true),
+            Field::new("b c", DataType::Utf8View, false),
+        ]));
+        assert_eq!(sql_type_name(&record), "STRUCT<a: INT, `b c`: STRING NOT NULL>");
+        let entries = Field::new(
+            "key_value",
+            DataType::Struct(Fields::from(vec![
+                Field::new("key", DataType::Utf8, false),
+                Field::new("value", DataType::Int64, true),
+            ])),
+            false,
+        );
+        assert_eq!(
+            sql_type_name(&DataType::Map(Arc::new(entries), false)),
+            "MAP<STRING, BIGINT>"
+        );
+    }
 
     #[test]
     fn maps_arrow_only_types_to_delta_types() {

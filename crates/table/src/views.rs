@@ -119,6 +119,23 @@ impl Warehouse {
         Ok(names)
     }
 
+    /// Every object under the views' area (`_silt/views/`), with the store
+    /// that holds them (the warehouse root; paths are relative to it). A
+    /// view's query text can quote any value, so erasure verification reads
+    /// each of these, a file that is no valid view included.
+    pub async fn view_objects(&self) -> Result<(std::sync::Arc<dyn ObjectStore>, Vec<Path>)> {
+        let store = self.root_store()?;
+        let prefix = Path::from(VIEWS_DIR);
+        let mut paths: Vec<Path> = store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| TableError::storage(&prefix, e))?;
+        paths.sort();
+        Ok((store, paths))
+    }
+
     /// Deletes view `name`; [`TableError::ViewNotFound`] when there is none.
     pub async fn drop_view(&self, name: &str) -> Result<()> {
         if self.view(name).await?.is_none() {

@@ -67,6 +67,15 @@ fn create_infers_the_schema() {
             )
         })
         .collect();
+    let sql_types: Vec<&str> = described["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["sql_type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(sql_types, ["BIGINT", "STRING", "DOUBLE", "BOOLEAN"]);
+    let text = silt.ok(&["table", "describe", "clicks"]);
+    assert!(text.contains("STRING") && !text.contains("Utf8"), "{text}");
     assert_eq!(
         types,
         vec![

@@ -176,12 +176,12 @@ fn assert_shell_session(session: &Value, data_home: &Path) {
         steps[4]
     );
     assert!(
-        steps[5].contains("| id ") && steps[5].contains("Int64"),
+        steps[5].contains("| id ") && steps[5].contains("BIGINT"),
         "{}",
         steps[5]
     );
     assert!(
-        steps[5].contains("| name ") && steps[5].contains("Utf8"),
+        steps[5].contains("| name ") && steps[5].contains("STRING"),
         "{}",
         steps[5]
     );

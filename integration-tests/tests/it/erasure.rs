@@ -933,3 +933,62 @@ fn a_certificate_verifies_with_the_generated_key_file() {
     edited["tables"][0]["rows_deleted"] = json!(0);
     assert!(!auditor_verifies_with(&edited, SUBJECT, &given).0);
 }
+
+/// A view's query text is outside every table root and no delete rewrites
+/// it: a view quoting the subject fails verification, named by the view in
+/// the certificate and the error, never by the subject. Once the view is
+/// replaced, the same erasure filed again is done.
+#[test]
+fn a_view_quoting_the_subject_fails_verification_naming_the_view() {
+    let silt = Silt::new();
+    let server = Server::start_with_config(&silt, &config(""));
+    let operator = server.http().with_token("o-token");
+    create_accounts(&operator);
+    ingest(
+        &operator,
+        "accounts",
+        vec![account(1, SUBJECT), account(2, "keep@example.com")],
+    );
+    sql(&operator, "CREATE VIEW plain_accounts AS SELECT id FROM accounts");
+    sql(
+        &operator,
+        &format!("CREATE VIEW without_them AS SELECT id FROM accounts WHERE email <> '{SUBJECT}'"),
+    );
+    let erase = |operator: &Http| {
+        let reply = operator.post_json("/v1/erasures", &json!({"subjects": [SUBJECT], "purge": true}));
+        assert_eq!(reply.status, 202, "{}", reply.body);
+        let id = reply.json()["id"].as_str().expect("id").to_string();
+        wait_finished(&server, operator, &id, Duration::from_secs(120))
+    };
+
+    let status = erase(&operator);
+    assert_eq!(status["status"], "failed", "{status:#}");
+    let certificate = &status["certificate"];
+    assert_eq!(
+        certificate["views"]["paths_with_occurrences"],
+        json!(["_silt/views/without_them.json"]),
+        "{certificate:#}"
+    );
+    assert_eq!(certificate["views"]["objects_scanned"], 2, "{certificate:#}");
+    for table in certificate["tables"].as_array().expect("tables") {
+        assert_eq!(table["verification"]["occurrences_found"], 0, "{table:#}");
+    }
+    let error = status["error"].as_str().unwrap_or_default();
+    assert!(error.contains("view 'without_them'"), "{error}");
+    assert!(!status.to_string().contains(SUBJECT), "{status:#}");
+    assert!(auditor_verifies(certificate, SUBJECT).0, "{certificate:#}");
+    // The rows are gone all the same; the view still answers.
+    assert_eq!(
+        sql(&operator, "SELECT id FROM without_them")["rows"],
+        json!([[2]])
+    );
+
+    sql(
+        &operator,
+        "CREATE OR REPLACE VIEW without_them AS SELECT id FROM accounts WHERE id <> 1",
+    );
+    let status = erase(&operator);
+    assert_eq!(status["status"], "done", "{status:#}");
+    assert_eq!(status["certificate"]["views"]["occurrences_found"], 0);
+    assert_eq!(status["certificate"]["views"]["objects_scanned"], 2);
+}

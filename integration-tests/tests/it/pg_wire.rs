@@ -293,6 +293,73 @@ print(json.dumps(out))
     assert_eq!(out["in_block"], 3, "{out}");
 }
 
+/// psycopg binds server-side (the extended protocol: Parse with `$n`,
+/// Describe, Bind, Execute) into INSERT, UPDATE, DELETE and MERGE, plain
+/// and as a prepared statement run with new values; a bad value is
+/// SQLSTATE 22023/42xxx and commits nothing.
+#[test]
+fn psycopg_binds_parameters_in_insert_update_delete_and_merge() {
+    let silt = Silt::new();
+    let server = Server::start(&silt);
+    psql_ok(&server, None, &[CREATE]);
+    let out = psycopg(
+        &server,
+        None,
+        r#"
+conn = psycopg.connect(CONNINFO, autocommit=True)
+cur = conn.cursor()
+out = {}
+for i, name in ((1, "ann"), (2, "o'brien"), (3, "cy")):
+    cur.execute(
+        "INSERT INTO t (id, name, day, amount, ok) VALUES (%s, %s, %s, %s, %s)",
+        (i, name, datetime.date(2026, 1, i), decimal.Decimal("1.25") * i, i % 2 == 1),
+        prepare=True,
+    )
+out["inserted"] = cur.rowcount
+cur.execute("UPDATE t SET name = %s, score = %s WHERE id = %s", ("bea'; DROP TABLE t; --", 2.5, 2))
+out["updated"] = [cur.statusmessage, cur.rowcount]
+cur.execute("DELETE FROM t WHERE day < %s AND ok = %s", (datetime.date(2026, 1, 2), True))
+out["deleted"] = [cur.statusmessage, cur.rowcount]
+cur.execute(
+    "MERGE INTO t USING (SELECT %s AS id, %s AS name) s ON t.id = s.id "
+    "WHEN MATCHED THEN UPDATE SET name = s.name "
+    "WHEN NOT MATCHED THEN INSERT (id, name) VALUES (s.id, s.name)",
+    (4, "dee"),
+)
+out["merged"] = cur.rowcount
+errors = {}
+for name, sql, params in (
+    ("type", "UPDATE t SET id = %s WHERE id = 3", ("x",)),
+    ("missing", "DELETE FROM nope WHERE id = %s", (1,)),
+):
+    try:
+        cur.execute(sql, params)
+        errors[name] = None
+    except psycopg.Error as e:
+        errors[name] = e.sqlstate
+out["errors"] = errors
+cur.execute("SELECT id, name, amount, score FROM t ORDER BY id")
+out["rows"] = [[r[0], r[1], str(r[2]) if r[2] is not None else None, r[3]] for r in cur.fetchall()]
+print(json.dumps(out))
+"#,
+    );
+    assert_eq!(out["inserted"], 1, "{out}");
+    assert_eq!(out["updated"], json!(["UPDATE 1", 1]), "{out}");
+    assert_eq!(out["deleted"], json!(["DELETE 1", 1]), "{out}");
+    assert_eq!(out["merged"], 1, "{out}");
+    assert_eq!(out["errors"]["type"], "22023", "{out}");
+    assert_eq!(out["errors"]["missing"], "42P01", "{out}");
+    assert_eq!(
+        out["rows"],
+        json!([
+            [2, "bea'; DROP TABLE t; --", "2.50", 2.5],
+            [3, "cy", "3.75", null],
+            [4, "dee", null, null]
+        ]),
+        "{out}"
+    );
+}
+
 const TOKENS: &str = "[[auth.tokens]]\ntoken = \"r-secret\"\nrole = \"reader\"\n\
                       [[auth.tokens]]\ntoken = \"w-secret\"\nrole = \"writer\"\n\
                       [[auth.tokens]]\ntoken = \"o-secret\"\nrole = \"operator\"\n";

@@ -236,6 +236,43 @@ fn small_table(http: &Http) {
 
 // ---------------------------------------------------------------- formats
 
+/// DESCRIBE over HTTP and an ingest error name SQL types, not Arrow's.
+#[test]
+fn describe_and_type_errors_name_sql_types() {
+    let silt = Silt::new();
+    let server = Server::start(&silt);
+    let http = server.http();
+    sql(
+        &http,
+        "CREATE TABLE priced (id BIGINT, amount DECIMAL(12,2), note STRING)",
+    );
+    let described = rows(&http, "DESCRIBE TABLE priced");
+    assert_eq!(
+        described,
+        [
+            json!(["id", "BIGINT", "YES"]),
+            json!(["amount", "DECIMAL(12,2)", "YES"]),
+            json!(["note", "STRING", "YES"])
+        ]
+    );
+    let reply = http.post(
+        "/v1/tables/priced/rows",
+        NDJSON,
+        b"{\"id\": 1, \"amount\": 1.5}\n{\"id\": 2, \"amount\": \"lots\"}\n".to_vec(),
+        &[],
+    );
+    assert!(
+        reply.status >= 400 && reply.status < 500,
+        "{}: {}",
+        reply.status,
+        reply.body
+    );
+    let text = detail(&reply.json());
+    assert!(text.contains("DECIMAL(12,2)"), "{text}");
+    assert!(!text.contains("Decimal128") && !text.contains("Utf8"), "{text}");
+    assert_eq!(int(&http, "SELECT count(*) FROM priced"), 0, "nothing committed");
+}
+
 const ITEMS_TABLE: &str = "CREATE TABLE items (id BIGINT NOT NULL, name VARCHAR, price DOUBLE, \
                            qty INT, ok BOOLEAN, day DATE, ts TIMESTAMP)";
 
@@ -312,6 +349,25 @@ fn every_answer_format_parses_with_a_standard_client_to_the_same_rows() {
         ]
     ]);
     assert_eq!(doc["rows"], expected, "JSON answer (types {types:?})");
+    // `type` stays the Arrow type clients parse; `sql_type` is the name
+    // the table declared.
+    assert_eq!(types[0], "Int64", "{types:?}");
+    let sql_types: Vec<&str> = columns
+        .iter()
+        .map(|c| c["sql_type"].as_str().expect("sql_type"))
+        .collect();
+    assert_eq!(
+        sql_types,
+        [
+            "BIGINT",
+            "STRING",
+            "DOUBLE",
+            "INT",
+            "BOOLEAN",
+            "DATE",
+            "TIMESTAMP"
+        ]
+    );
 
     // The other formats, saved as received and decoded by Python.
     let mut saved = Vec::new();
@@ -530,10 +586,7 @@ fn bad_statements_are_problems_and_commit_nothing() {
         json!({"sql": "SELECT * FROM t WHERE id = $1 AND email = $2", "params": [1]}),
         400,
     );
-    problem(
-        json!({"sql": "INSERT INTO t VALUES ($1, $2)", "params": [6, "x"]}),
-        400,
-    );
+    problem(json!({"sql": "DESCRIBE HISTORY t", "params": [6]}), 400);
 
     // Exactly one statement per request: neither of two runs.
     let text = statement(
@@ -630,6 +683,88 @@ fn statements_are_logged_once_with_their_literals_redacted() {
 }
 
 // ---------------------------------------------------------------- parameters
+
+/// `$n` in INSERT, UPDATE, DELETE and MERGE over `/v1/sql`: bound as
+/// values (a quote in one stays in the row), typed by the column they meet,
+/// counted against the highest placeholder; a wrong count or a value that
+/// does not convert is a 400 and commits nothing.
+#[test]
+fn parameters_bind_in_insert_update_delete_and_merge() {
+    let silt = Silt::new();
+    let server = Server::start(&silt);
+    let http = server.http();
+    small_table(&http);
+    let run = |statement: &str, params: Value| -> Map<String, Value> {
+        let reply = sql_request(&http, &json!({"sql": statement, "params": params}), JSON);
+        assert_eq!(reply.status, 200, "{statement} {params}: {}", reply.body);
+        let doc = reply.json();
+        let names = doc["columns"].as_array().expect("columns").clone();
+        names
+            .iter()
+            .zip(doc["rows"][0].as_array().expect("row"))
+            .map(|(c, v)| (c["name"].as_str().expect("name").to_string(), v.clone()))
+            .collect()
+    };
+    let refused = |statement: &str, params: Value| -> String {
+        let reply = sql_request(&http, &json!({"sql": statement, "params": params}), JSON);
+        detail(&assert_problem(&reply, 400))
+    };
+
+    let answer = run(
+        "INSERT INTO t VALUES ($1, $2)",
+        json!([6, "x'; DROP TABLE t; --"]),
+    );
+    assert_counts("INSERT", &answer, &[("version", 2), ("num_inserted_rows", 1)]);
+    assert_eq!(
+        scalar(&http, "SELECT email FROM t WHERE id = 6"),
+        json!("x'; DROP TABLE t; --")
+    );
+    // Positions in any order; a number sent as text takes the column's type.
+    let answer = run(
+        "UPDATE t SET email = $2 WHERE id = $1 OR id = $3",
+        json!(["6", "six@example.com", 5]),
+    );
+    assert_counts("UPDATE", &answer, &[("version", 3), ("num_updated_rows", 2)]);
+    assert_eq!(
+        int(&http, "SELECT count(*) FROM t WHERE email = 'six@example.com'"),
+        2
+    );
+    let answer = run(
+        "DELETE FROM t WHERE id >= $1 AND email = $2",
+        json!([5, "six@example.com"]),
+    );
+    assert_counts("DELETE", &answer, &[("version", 4), ("num_deleted_rows", 2)]);
+    let merge = "MERGE INTO t USING (SELECT $1 AS id, $2 AS email) s ON t.id = s.id \
+                 WHEN MATCHED AND s.email <> $3 THEN UPDATE SET email = s.email \
+                 WHEN NOT MATCHED THEN INSERT (id, email) VALUES (s.id, s.email)";
+    let answer = run(merge, json!([7, "seven@example.com", "keep"]));
+    assert_counts("MERGE", &answer, &[("version", 5), ("num_inserted_rows", 1)]);
+    let answer = run(merge, json!([1, "one@example.com", "keep"]));
+    assert_counts("MERGE", &answer, &[("version", 6), ("num_updated_rows", 1)]);
+    assert_eq!(
+        rows(&http, "SELECT id, email FROM t ORDER BY id"),
+        [
+            json!([1, "one@example.com"]),
+            json!([2, "user2@example.com"]),
+            json!([3, "user3@example.com"]),
+            json!([4, "o'brien@example.com"]),
+            json!([7, "seven@example.com"])
+        ]
+    );
+
+    // Refused, nothing committed.
+    let text = refused("UPDATE t SET email = $1 WHERE id = $2", json!(["a"]));
+    assert!(text.contains("1 parameters sent, the statement uses 2"), "{text}");
+    let text = refused("DELETE FROM t WHERE id = $1", json!([1, 2]));
+    assert!(text.contains("2 parameters sent, the statement uses 1"), "{text}");
+    refused("DELETE FROM t WHERE id = $1", json!([]));
+    let text = refused("UPDATE t SET id = $1 WHERE id = 1", json!(["not a number"]));
+    assert!(text.contains("$1") && text.contains("BIGINT"), "{text}");
+    refused("INSERT INTO t VALUES ($1, $2)", json!([8]));
+    refused("CREATE TABLE p AS SELECT $1 AS x", json!([1]));
+    assert_eq!(silt.version("t"), 6);
+    assert_eq!(int(&http, "SELECT count(*) FROM t"), 5);
+}
 
 #[test]
 fn parameters_are_bound_as_values_never_spliced_into_sql() {

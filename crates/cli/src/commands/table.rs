@@ -51,8 +51,11 @@ async fn describe(warehouse: &Warehouse, format: OutputFormat, name: &str) -> Re
         let doc = serde_json::json!({
             "name": name,
             "version": table.version(),
+            // `type` stays Arrow's name (scripts parse it); `sql_type` is
+            // the declared SQL type, as the text form shows.
             "columns": schema.fields().iter().map(|f| serde_json::json!({
-                "name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable(),
+                "name": f.name(), "type": f.data_type().to_string(),
+                "sql_type": silt_sql::sql_type_name(f.data_type()), "nullable": f.is_nullable(),
             })).collect::<Vec<_>>(),
             "partition_columns": partitions,
             "properties": properties,
@@ -67,7 +70,10 @@ async fn describe(warehouse: &Warehouse, format: OutputFormat, name: &str) -> Re
             schema.fields().iter().map(|f| f.name().clone()),
         )),
         Arc::new(StringArray::from_iter_values(
-            schema.fields().iter().map(|f| f.data_type().to_string()),
+            schema
+                .fields()
+                .iter()
+                .map(|f| silt_sql::sql_type_name(f.data_type())),
         )),
         Arc::new(BooleanArray::from_iter(
             schema.fields().iter().map(|f| Some(f.is_nullable())),
